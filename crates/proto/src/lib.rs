@@ -1,0 +1,13 @@
+//! Wire types of Xtreem, generated from the `.proto` files under `proto/`.
+//!
+//! This crate owns the network contract and nothing else: no logic, no IO.
+//! Only these types cross a process boundary; every service converts them to
+//! its own types at the edge, so internal types never need to be serializable
+//! for the network.
+
+#![allow(clippy::doc_lazy_continuation, clippy::large_enum_variant)]
+
+/// Node fabric: site bootstrap, enrollment, renewal, revocation, node list.
+pub mod fabric {
+    tonic::include_proto!("xtreem.fabric.v1");
+}
