@@ -36,6 +36,8 @@ pub struct PeerIdentity {
     pub name: String,
     /// Certificate serial number, lower-case hex without leading zeros.
     pub serial: String,
+    /// Start of validity of the certificate, Unix seconds.
+    pub not_before_unix: u64,
     /// Expiry of the certificate, Unix seconds.
     pub not_after_unix: u64,
 }
@@ -100,6 +102,7 @@ pub fn identity_from_der(der: &[u8]) -> Result<PeerIdentity, NetError> {
         site,
         name,
         serial: serial_hex(cert.raw_serial()),
+        not_before_unix: u64::try_from(cert.validity().not_before.timestamp()).unwrap_or(0),
         not_after_unix: u64::try_from(cert.validity().not_after.timestamp()).unwrap_or(0),
     })
 }

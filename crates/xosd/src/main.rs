@@ -1,1 +1,84 @@
-fn main() {}
+//! `xosd`, the Xtreem node daemon: one per machine. All logic lives in
+//! `xtreem-node`; this binary reads arguments, sets up logging and turns
+//! SIGTERM/SIGINT into an orderly stop.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+use xtreem_node::NodeConfig;
+
+/// The Xtreem node daemon.
+///
+/// Example: xosd --config /etc/xtreem/xosd.toml
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Path of the node's TOML config.
+    #[arg(short, long, default_value = "/etc/xtreem/xosd.toml")]
+    config: PathBuf,
+    /// Check the config and exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("XOSD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match NodeConfig::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("xosd: bad config: {e}");
+            return ExitCode::from(78); // EX_CONFIG
+        }
+    };
+    if args.check_config {
+        println!("{}: ok", args.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("xosd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let stop = CancellationToken::new();
+        let signals = stop.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+            signals.cancel();
+        });
+        xtreem_node::run(config, stop).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xosd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! `xosd`'s TOML config, parsed in two stages: serde reads the raw file
+//! (unknown keys and bad values are refused with their line), then
+//! [`NodeConfig::validate`] checks how the keys fit together.
+//!
+//! ```toml
+//! name = "node-1"
+//! data_dir = "/var/lib/xtreem"
+//! roles = ["core", "resource", "client"]
+//!
+//! [listen]
+//! rpc = "127.0.0.1:7100"       # TLS gRPC for nodes and the CLI
+//! http = "127.0.0.1:9100"      # /healthz, /readyz, /metrics (plain HTTP, keep it local)
+//! advertise = "127.0.0.1:7100" # how others reach rpc, if it differs
+//!
+//! [join]                       # members only: where the site authority listens
+//! core = "127.0.0.1:7100"
+//! token = "xjt1...."           # or token_file = "/path"; or XOSD_JOIN_TOKEN
+//!
+//! [site]                       # used by the node that holds the site CA
+//! node_cert_lifetime = "24h"
+//!
+//! [fabric]
+//! heartbeat_interval = "2s"
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+use xtreem_util::limits::{NODE_CERT_LIFETIME_MAX, NODE_CERT_LIFETIME_MIN};
+use xtreem_util::names::NodeName;
+use xtreem_util::roles::Role;
+
+/// A config that cannot be used, with where and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}{location}: {message}")]
+pub struct ConfigError {
+    pub path: String,
+    /// `:LINE:COL` and the key, when known.
+    pub location: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: NodeName,
+    data_dir: PathBuf,
+    roles: Spanned<Vec<Role>>,
+    listen: RawListen,
+    join: Option<Spanned<RawJoin>>,
+    #[serde(default)]
+    site: RawSite,
+    #[serde(default)]
+    fabric: RawFabric,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    rpc: SocketAddr,
+    http: SocketAddr,
+    advertise: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJoin {
+    core: String,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSite {
+    #[serde(default = "default_cert_lifetime", deserialize_with = "duration")]
+    node_cert_lifetime: Spanned<Duration>,
+}
+
+impl Default for RawSite {
+    fn default() -> Self {
+        RawSite {
+            node_cert_lifetime: default_cert_lifetime(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFabric {
+    #[serde(default = "default_heartbeat", deserialize_with = "duration")]
+    heartbeat_interval: Spanned<Duration>,
+}
+
+impl Default for RawFabric {
+    fn default() -> Self {
+        RawFabric {
+            heartbeat_interval: default_heartbeat(),
+        }
+    }
+}
+
+fn default_cert_lifetime() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(24 * 3600))
+}
+
+fn default_heartbeat() -> Spanned<Duration> {
+    Spanned::new(0..0, Duration::from_secs(2))
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Spanned<Duration>, D::Error> {
+    let raw = Spanned::<String>::deserialize(d)?;
+    let span = raw.span();
+    humantime::parse_duration(raw.get_ref())
+        .map(|v| Spanned::new(span, v))
+        .map_err(|e| {
+            serde::de::Error::custom(format!(
+                "expected a duration such as \"30s\", \"5m\" or \"24h\": {e}"
+            ))
+        })
+}
+
+/// Where a joining node finds its site.
+#[derive(Debug, Clone)]
+pub struct JoinConfig {
+    /// `host:port` of the site authority's RPC listener.
+    pub core: String,
+    pub token: Option<String>,
+}
+
+/// A validated node config.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub name: NodeName,
+    pub data_dir: PathBuf,
+    pub roles: Vec<Role>,
+    pub listen_rpc: SocketAddr,
+    pub listen_http: SocketAddr,
+    /// How others reach the RPC port; `None` means "the bound address".
+    pub advertise: Option<String>,
+    pub join: Option<JoinConfig>,
+    pub node_cert_lifetime: Duration,
+    pub heartbeat_interval: Duration,
+}
+
+impl NodeConfig {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Reads and validates the config at `path`.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.display().to_string(),
+            location: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<NodeConfig, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let location = e.span().map(|s| locate(text, s.start)).unwrap_or_default();
+            ConfigError {
+                path: origin.to_owned(),
+                location,
+                message: e.message().to_owned(),
+            }
+        })?;
+        let refuse = |span: std::ops::Range<usize>, message: String| ConfigError {
+            path: origin.to_owned(),
+            location: if span.is_empty() {
+                String::new()
+            } else {
+                locate(text, span.start)
+            },
+            message,
+        };
+
+        let roles_span = raw.roles.span();
+        let mut roles = raw.roles.into_inner();
+        if roles.is_empty() {
+            return Err(refuse(
+                roles_span,
+                "expected at least one of \"core\", \"resource\", \"client\"".into(),
+            ));
+        }
+        roles.sort();
+        roles.dedup();
+
+        let join = match raw.join {
+            Some(join) => {
+                let span = join.span();
+                let join = join.into_inner();
+                let token = match (join.token, join.token_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(refuse(
+                            span,
+                            "give either token or token_file, not both".into(),
+                        ));
+                    }
+                    (Some(t), None) => Some(t),
+                    (None, Some(file)) => Some(
+                        std::fs::read_to_string(&file)
+                            .map(|t| t.trim().to_owned())
+                            .map_err(|e| {
+                                refuse(
+                                    span.clone(),
+                                    format!("cannot read token_file {}: {e}", file.display()),
+                                )
+                            })?,
+                    ),
+                    (None, None) => None,
+                };
+                Some(JoinConfig {
+                    core: join.core,
+                    token,
+                })
+            }
+            None => None,
+        };
+        if join.is_none() && !roles.contains(&Role::Core) {
+            return Err(ConfigError {
+                path: origin.to_owned(),
+                location: String::new(),
+                message: "a node without the core role needs a [join] table with `core = \"HOST:PORT\"` of its site's core node".into(),
+            });
+        }
+
+        let advertise = match raw.listen.advertise {
+            Some(a) => {
+                let span = a.span();
+                let a = a.into_inner();
+                if a.rsplit_once(':')
+                    .and_then(|(_, p)| p.parse::<u16>().ok())
+                    .is_none()
+                {
+                    return Err(refuse(
+                        span,
+                        format!("key `listen.advertise`: expected HOST:PORT, got {a:?}"),
+                    ));
+                }
+                Some(a)
+            }
+            None if raw.listen.rpc.ip().is_unspecified() => {
+                return Err(ConfigError {
+                    path: origin.to_owned(),
+                    location: String::new(),
+                    message: format!(
+                        "listen.rpc is {}, which others cannot dial: set `advertise = \"HOST:PORT\"` in [listen]",
+                        raw.listen.rpc
+                    ),
+                });
+            }
+            None => None,
+        };
+
+        let lifetime_span = raw.site.node_cert_lifetime.span();
+        let node_cert_lifetime = raw.site.node_cert_lifetime.into_inner();
+        if !(NODE_CERT_LIFETIME_MIN..=NODE_CERT_LIFETIME_MAX).contains(&node_cert_lifetime) {
+            return Err(refuse(
+                lifetime_span,
+                format!(
+                    "key `site.node_cert_lifetime`: expected between {} and {}",
+                    humantime::format_duration(NODE_CERT_LIFETIME_MIN),
+                    humantime::format_duration(NODE_CERT_LIFETIME_MAX)
+                ),
+            ));
+        }
+        let hb_span = raw.fabric.heartbeat_interval.span();
+        let heartbeat_interval = raw.fabric.heartbeat_interval.into_inner();
+        if heartbeat_interval < Duration::from_millis(100)
+            || heartbeat_interval > Duration::from_secs(600)
+        {
+            return Err(refuse(
+                hb_span,
+                "key `fabric.heartbeat_interval`: expected between 100ms and 10m".into(),
+            ));
+        }
+
+        Ok(NodeConfig {
+            name: raw.name,
+            data_dir: raw.data_dir,
+            roles,
+            listen_rpc: raw.listen.rpc,
+            listen_http: raw.listen.http,
+            advertise,
+            join,
+            node_cert_lifetime,
+            heartbeat_interval,
+        })
+    }
+}
+
+/// `:LINE:COL (key `table.key`)` for a byte offset in `text`.
+fn locate(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = before[line_start..].chars().count() + 1;
+    let key = key_at(text, line_start);
+    match key {
+        Some(k) => format!(":{line}:{col}: key `{k}`"),
+        None => format!(":{line}:{col}"),
+    }
+}
+
+/// The dotted key on the line starting at `line_start`, with its table.
+fn key_at(text: &str, line_start: usize) -> Option<String> {
+    let line = text[line_start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_owned(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

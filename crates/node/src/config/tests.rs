@@ -1,0 +1,79 @@
+use super::*;
+
+const GOOD: &str = r#"
+name = "n1"
+data_dir = "/tmp/x"
+roles = ["core", "resource"]
+
+[listen]
+rpc = "127.0.0.1:7100"
+http = "127.0.0.1:9100"
+"#;
+
+fn check_error(text: &str, expected: &[&str]) {
+    let err = NodeConfig::parse(text, "/etc/xtreem/xosd.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("/etc/xtreem/xosd.toml"), "{err}");
+    for part in expected {
+        assert!(err.contains(part), "expected {part:?} in: {err}");
+    }
+}
+
+#[test]
+fn a_good_config_parses_with_defaults() {
+    let c = NodeConfig::parse(GOOD, "x").unwrap();
+    assert_eq!(c.name.as_str(), "n1");
+    assert_eq!(c.roles, vec![Role::Core, Role::Resource]);
+    assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
+    assert_eq!(c.node_cert_lifetime, Duration::from_secs(86400));
+}
+
+#[test]
+fn an_unknown_key_names_file_line_and_key() {
+    check_error(
+        &GOOD.replace("http =", "htp ="),
+        &[":8:", "unknown field `htp`", "expected", "`http`"],
+    );
+}
+
+#[test]
+fn a_bad_value_names_the_key_and_what_is_expected() {
+    check_error(
+        &GOOD.replace("7100\"", "99999\""),
+        &[":7:", "key `listen.rpc`", "invalid socket address"],
+    );
+    check_error(
+        &GOOD.replace("\"resource\"", "\"gpu\""),
+        &[":4:", "key `roles`", "unknown variant `gpu`", "core"],
+    );
+    check_error(
+        &GOOD.replace("\"n1\"", "\"N_1\""),
+        &[":2:", "key `name`", "invalid node name"],
+    );
+    check_error(
+        &format!("{GOOD}\n[fabric]\nheartbeat_interval = \"soon\"\n"),
+        &[
+            ":11:",
+            "key `fabric.heartbeat_interval`",
+            "expected a duration",
+        ],
+    );
+    check_error(
+        &GOOD.replace("[\"core\", \"resource\"]", "[]"),
+        &[":4:", "expected at least one"],
+    );
+}
+
+#[test]
+fn a_member_without_join_is_refused() {
+    check_error(&GOOD.replace("\"core\", ", ""), &["needs a [join] table"]);
+}
+
+#[test]
+fn a_wildcard_listener_needs_advertise() {
+    check_error(
+        &GOOD.replace("127.0.0.1:7100", "0.0.0.0:7100"),
+        &["advertise"],
+    );
+}

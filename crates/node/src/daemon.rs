@@ -1,0 +1,420 @@
+//! One node's life: open the store, bind the listeners, find out whether
+//! the node belongs to a site (or join one, or wait for `xos site init`),
+//! serve, and stop in order on request.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_stream::wrappers::UnixListenerStream;
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use tonic::transport::{Channel, Server};
+use xtreem_net::server::{TlsAcceptor, TransportStats};
+use xtreem_proto::fabric as pb;
+use xtreem_proto::fabric::enrollment_server::EnrollmentServer;
+use xtreem_proto::fabric::fabric_client::FabricClient;
+use xtreem_proto::fabric::fabric_server::FabricServer;
+use xtreem_proto::fabric::local_admin_server::LocalAdminServer;
+use xtreem_proto::fabric::node_admin_server::NodeAdminServer;
+use xtreem_security::SecurityError;
+use xtreem_store::Store;
+use xtreem_util::limits::{RPC_MESSAGE_BYTES_MAX, RPC_TIMEOUT};
+use xtreem_util::names::SiteName;
+use xtreem_util::roles::Role;
+
+use crate::authority::{Authority, AuthorityParams};
+use crate::config::NodeConfig;
+use crate::membership::{self, Membership, MembershipCommand, MembershipMachine};
+use crate::metrics::Metrics;
+use crate::paths::DataDir;
+use crate::rpc::admin::NodeAdminService;
+use crate::rpc::enrollment::EnrollmentService;
+use crate::rpc::fabric::FabricService;
+use crate::rpc::local_admin::LocalAdminService;
+use crate::rpc::{role_to_pb, status};
+use crate::tls_state::TlsState;
+use crate::{http, member, metrics};
+
+/// Where a node is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// A core node with no site yet: waiting for `xos site init`.
+    AwaitingSite,
+    /// Exchanging a join token for a certificate.
+    Enrolling,
+    /// Has a certificate and serves RPC.
+    Ready,
+    /// The site removed this node; it serves nothing until it rejoins.
+    Removed,
+    Stopping,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::AwaitingSite => "awaiting-site",
+            Phase::Enrolling => "enrolling",
+            Phase::Ready => "ready",
+            Phase::Removed => "removed",
+            Phase::Stopping => "stopping",
+        }
+    }
+
+    pub fn is_ready(self) -> bool {
+        self == Phase::Ready
+    }
+}
+
+/// State shared by the servers, loops and handlers of one node.
+pub struct NodeShared {
+    pub config: NodeConfig,
+    pub data: DataDir,
+    pub store: Arc<Store>,
+    pub tls: Arc<TlsState>,
+    /// How others reach this node's RPC port.
+    pub rpc_endpoint: String,
+    pub metrics: Metrics,
+    authority: RwLock<Option<Arc<Authority>>>,
+    membership: RwLock<Option<Membership>>,
+    phase: watch::Sender<Phase>,
+}
+
+impl NodeShared {
+    pub fn phase(&self) -> Phase {
+        *self.phase.borrow()
+    }
+
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.send_if_modified(|p| {
+            let changed = *p != phase;
+            *p = phase;
+            changed
+        });
+    }
+
+    pub fn authority(&self) -> Option<Arc<Authority>> {
+        self.authority.read().ok()?.clone()
+    }
+
+    pub fn membership(&self) -> Option<Membership> {
+        self.membership.read().ok()?.clone()
+    }
+
+    pub fn site_name(&self) -> Option<String> {
+        self.membership().map(|m| m.site.to_string())
+    }
+
+    fn authority_params(&self) -> AuthorityParams<'_> {
+        AuthorityParams {
+            store: Arc::clone(&self.store),
+            data: &self.data,
+            name: self.config.name.clone(),
+            roles: self.config.roles.clone(),
+            endpoint: self.rpc_endpoint.clone(),
+            cert_lifetime: self.config.node_cert_lifetime,
+            liveness_window: (self.config.heartbeat_interval * 3).max(Duration::from_secs(2)),
+            revoked: self.tls.revoked.clone(),
+        }
+    }
+
+    /// Records the site this node now belongs to.
+    pub async fn record_membership(&self, m: Membership) -> Result<(), SecurityError> {
+        let store = Arc::clone(&self.store);
+        let command = MembershipCommand::Joined(m.clone());
+        tokio::task::spawn_blocking(move || store.execute(&MembershipMachine, command))
+            .await
+            .map_err(|e| SecurityError::Certificate(format!("store task failed: {e}")))??;
+        if let Ok(mut w) = self.membership.write() {
+            *w = Some(m);
+        }
+        Ok(())
+    }
+
+    /// Creates a site with this node as its authority.
+    pub async fn init_site(&self, site: SiteName) -> Result<Arc<Authority>, SecurityError> {
+        let (authority, own) = Authority::init(self.authority_params(), site.clone()).await?;
+        self.tls
+            .save_and_install(&self.data, authority.ca_pem(), &own.cert_pem, &own.key_pem)?;
+        self.record_membership(Membership {
+            site,
+            authority: self.config.name.clone(),
+            authority_endpoint: self.rpc_endpoint.clone(),
+        })
+        .await?;
+        let authority = Arc::new(authority);
+        if let Ok(mut w) = self.authority.write() {
+            *w = Some(Arc::clone(&authority));
+        }
+        tracing::info!(site = %authority.site(), "site created; this node is its authority");
+        self.set_phase(Phase::Ready);
+        Ok(authority)
+    }
+
+    /// A channel to another node, authenticated with this node's certificate.
+    pub fn peer_channel(&self, endpoint: &str) -> Result<Channel, Status> {
+        let config = self
+            .tls
+            .client_config()
+            .ok_or_else(|| Status::unavailable("this node has no certificate yet"))?;
+        xtreem_net::client::connect(endpoint, config)
+            .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
+    /// A channel to the site authority.
+    pub fn authority_channel(&self) -> Result<Channel, Status> {
+        let m = self.membership().ok_or_else(|| {
+            Status::failed_precondition("this node does not belong to a site yet")
+        })?;
+        self.peer_channel(&m.authority_endpoint)
+    }
+
+    /// The node list as the authority knows it (authority only).
+    pub fn local_node_list(&self) -> Result<pb::ListNodesResponse, Status> {
+        let authority = self.authority().ok_or_else(|| {
+            Status::failed_precondition("this node does not hold the site's node list")
+        })?;
+        let nodes = authority.list_nodes().map_err(status)?;
+        Ok(pb::ListNodesResponse {
+            site: authority.site().to_string(),
+            answered_by: self.config.name.to_string(),
+            nodes: nodes
+                .into_iter()
+                .map(|v| pb::NodeInfo {
+                    name: v.record.name.to_string(),
+                    roles: v.record.roles.iter().map(|r| role_to_pb(*r)).collect(),
+                    state: v.state.to_owned(),
+                    rpc_endpoint: v.record.endpoint.clone(),
+                    enrolled_unix: v.record.enrolled_unix,
+                    last_seen_unix: v.last_seen_unix,
+                    certificate_expires_unix: v.record.cert_expires_unix(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The node list from any node: the authority answers itself, members
+    /// ask it over node mTLS.
+    pub async fn node_list(&self) -> Result<pb::ListNodesResponse, Status> {
+        if self.authority().is_some() {
+            return self.local_node_list();
+        }
+        let mut client = FabricClient::new(self.authority_channel()?);
+        let mut list = client
+            .list_nodes(pb::ListNodesRequest {})
+            .await?
+            .into_inner();
+        list.answered_by = format!("{} (via {})", self.config.name, list.answered_by);
+        Ok(list)
+    }
+}
+
+fn prepare_data_dir(data: &DataDir) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(data.root())
+        .with_context(|| format!("cannot create data_dir {}", data.root().display()))?;
+    std::fs::set_permissions(data.root(), std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("cannot set the mode of data_dir {}", data.root().display()))?;
+    Ok(())
+}
+
+fn open_store(data: &DataDir) -> anyhow::Result<Store> {
+    Store::open(&data.store()).map_err(|e| {
+        let hint = if e.to_string().contains("already open") {
+            " (is another xosd running with this data_dir?)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })
+}
+
+/// The addresses a node actually bound, for tools and the test harness.
+#[derive(Debug, serde::Serialize)]
+struct Endpoints<'a> {
+    node: &'a str,
+    rpc: &'a str,
+    http: String,
+    admin_socket: String,
+    pid: u32,
+}
+
+/// Runs a node until `stop` is cancelled.
+pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<()> {
+    let data = DataDir::new(&config.data_dir);
+    prepare_data_dir(&data)?;
+    let store = Arc::new(open_store(&data)?);
+
+    let rpc_listener = TcpListener::bind(config.listen_rpc)
+        .await
+        .with_context(|| format!("cannot listen on listen.rpc {}", config.listen_rpc))?;
+    let http_listener = TcpListener::bind(config.listen_http)
+        .await
+        .with_context(|| format!("cannot listen on listen.http {}", config.listen_http))?;
+    let rpc_endpoint = match &config.advertise {
+        Some(a) => a.clone(),
+        None => rpc_listener.local_addr()?.to_string(),
+    };
+    let http_addr = http_listener.local_addr()?;
+
+    let tls = Arc::new(TlsState::default());
+    let has_identity = tls
+        .load(&data)
+        .context("cannot load this node's certificate")?;
+    let saved_membership = store.read(membership::load)?;
+    let (phase_tx, mut phase_rx) = watch::channel(Phase::Enrolling);
+    let shared = Arc::new(NodeShared {
+        config,
+        data,
+        store,
+        tls: Arc::clone(&tls),
+        rpc_endpoint,
+        metrics: Metrics::default(),
+        authority: RwLock::new(None),
+        membership: RwLock::new(saved_membership),
+        phase: phase_tx,
+    });
+    if shared.config.has_role(Role::Core)
+        && let Some(authority) =
+            Authority::load(shared.authority_params()).context("cannot load the site authority")?
+        && let Ok(mut w) = shared.authority.write()
+    {
+        *w = Some(Arc::new(authority));
+    }
+
+    let transport = Arc::new(TransportStats::default());
+    let registry = metrics::registry(&shared.metrics, Arc::clone(&transport), Arc::clone(&tls));
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(http::serve(
+        http_listener,
+        Arc::clone(&shared),
+        registry,
+        stop.clone(),
+    ));
+
+    let socket_path = shared.data.admin_socket();
+    let _ = std::fs::remove_file(&socket_path);
+    let uds = UnixListener::bind(&socket_path)
+        .with_context(|| format!("cannot create the admin socket {}", socket_path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let local_admin = LocalAdminServer::new(LocalAdminService {
+        shared: Arc::clone(&shared),
+    });
+    let uds_stop = stop.clone();
+    tasks.spawn(async move {
+        Server::builder()
+            .add_service(local_admin)
+            .serve_with_incoming_shutdown(UnixListenerStream::new(uds), uds_stop.cancelled_owned())
+            .await
+            .map_err(std::io::Error::other)
+    });
+
+    let endpoints = Endpoints {
+        node: shared.config.name.as_str(),
+        rpc: &shared.rpc_endpoint,
+        http: http_addr.to_string(),
+        admin_socket: socket_path.display().to_string(),
+        pid: std::process::id(),
+    };
+    xtreem_security::files::write_public(
+        &shared.data.endpoints(),
+        serde_json::to_string_pretty(&endpoints)?.as_bytes(),
+    )?;
+    tracing::info!(node = %shared.config.name, rpc = %shared.rpc_endpoint, http = %http_addr, "xosd started");
+
+    if has_identity {
+        member::check_not_expired(&shared)?;
+        shared.set_phase(Phase::Ready);
+    } else if shared.config.join.is_some() {
+        shared.set_phase(Phase::Enrolling);
+        tokio::select! {
+            result = member::enroll(&shared) => result?,
+            _ = stop.cancelled() => {}
+        }
+    } else {
+        shared.set_phase(Phase::AwaitingSite);
+        tracing::info!(socket = %socket_path.display(), "no site yet: run `xos site init NAME` on this machine");
+    }
+
+    // Wait for a certificate (from enrollment or `xos site init`) or a stop.
+    loop {
+        if shared.phase() == Phase::Ready || stop.is_cancelled() {
+            break;
+        }
+        tokio::select! {
+            _ = phase_rx.changed() => {}
+            _ = stop.cancelled() => {}
+        }
+    }
+
+    if !stop.is_cancelled() {
+        let handle = tls
+            .server_handle()
+            .context("certificate installed but no TLS config")?;
+        let incoming = TlsAcceptor::incoming(rpc_listener, handle, Arc::clone(&transport));
+        let router = Server::builder()
+            .timeout(RPC_TIMEOUT)
+            .max_concurrent_streams(Some(256))
+            .http2_max_header_list_size(Some(16 * 1024))
+            .add_service(
+                EnrollmentServer::new(EnrollmentService {
+                    shared: Arc::clone(&shared),
+                })
+                .max_decoding_message_size(RPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(RPC_MESSAGE_BYTES_MAX),
+            )
+            .add_service(
+                FabricServer::new(FabricService {
+                    shared: Arc::clone(&shared),
+                })
+                .max_decoding_message_size(RPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(RPC_MESSAGE_BYTES_MAX),
+            )
+            .add_service(
+                NodeAdminServer::new(NodeAdminService {
+                    shared: Arc::clone(&shared),
+                })
+                .max_decoding_message_size(RPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(RPC_MESSAGE_BYTES_MAX),
+            );
+        let rpc_stop = stop.clone();
+        tasks.spawn(async move {
+            router
+                .serve_with_incoming_shutdown(incoming, rpc_stop.cancelled_owned())
+                .await
+                .map_err(std::io::Error::other)
+        });
+        tasks.spawn(member::renewal_loop(Arc::clone(&shared), stop.clone()));
+        if shared.authority().is_none() {
+            tasks.spawn(member::heartbeat_loop(Arc::clone(&shared), stop.clone()));
+        }
+        tracing::info!(node = %shared.config.name, site = ?shared.site_name(), "serving RPC over TLS 1.3");
+    }
+
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        Some(Ok(Err(e))) = tasks.join_next() => {
+            stop.cancel();
+            tracing::error!(error = %e, "a server failed; stopping");
+        }
+    }
+    shared.set_phase(Phase::Stopping);
+    tracing::info!("stopping");
+    let drained = tokio::time::timeout(Duration::from_secs(10), async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some tasks did not stop within 10 s; aborting them");
+        tasks.abort_all();
+    }
+    let _ = std::fs::remove_file(&socket_path);
+    let _ = std::fs::remove_file(shared.data.endpoints());
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,214 @@
+//! One `xosd` process of a test grid.
+
+use std::fs;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+/// How to configure a node.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub name: String,
+    pub roles: Vec<&'static str>,
+    /// Loopback address the node binds, e.g. 127.0.0.11.
+    pub ip: Ipv4Addr,
+    pub heartbeat_interval: String,
+    pub node_cert_lifetime: String,
+}
+
+impl NodeSpec {
+    pub fn new(name: &str, roles: &[&'static str], ip: Ipv4Addr) -> NodeSpec {
+        NodeSpec {
+            name: name.to_owned(),
+            roles: roles.to_vec(),
+            ip,
+            heartbeat_interval: "500ms".into(),
+            node_cert_lifetime: "1h".into(),
+        }
+    }
+}
+
+/// A running (or stopped) `xosd` with its files.
+pub struct NodeProc {
+    pub spec: NodeSpec,
+    pub dir: PathBuf,
+    pub rpc: String,
+    pub http: String,
+    child: Option<Child>,
+    join_core: Option<String>,
+}
+
+/// A port on `ip` that was free a moment ago. The node keeps it across
+/// restarts so that others can still find it.
+fn free_port(ip: Ipv4Addr) -> anyhow::Result<u16> {
+    let listener = TcpListener::bind((ip, 0)).with_context(|| format!("cannot bind {ip}:0"))?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl NodeProc {
+    pub(crate) fn new(spec: NodeSpec, root: &Path) -> anyhow::Result<NodeProc> {
+        let dir = root.join(&spec.name);
+        fs::create_dir_all(&dir)?;
+        let rpc = format!("{}:{}", spec.ip, free_port(spec.ip)?);
+        let http = format!("{}:{}", spec.ip, free_port(spec.ip)?);
+        Ok(NodeProc {
+            spec,
+            dir,
+            rpc,
+            http,
+            child: None,
+            join_core: None,
+        })
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("xosd.toml")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("xosd.log")
+    }
+
+    pub fn admin_socket(&self) -> PathBuf {
+        self.data_dir().join("admin.sock")
+    }
+
+    /// The node's log so far (stderr and stdout).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub(crate) fn write_config(&mut self, join: Option<(&str, &str)>) -> anyhow::Result<()> {
+        let roles: Vec<String> = self.spec.roles.iter().map(|r| format!("{r:?}")).collect();
+        let mut text = format!(
+            "name = {:?}\ndata_dir = {:?}\nroles = [{}]\n\n[listen]\nrpc = {:?}\nhttp = {:?}\n\n[site]\nnode_cert_lifetime = {:?}\n\n[fabric]\nheartbeat_interval = {:?}\n",
+            self.spec.name,
+            self.data_dir().display().to_string(),
+            roles.join(", "),
+            self.rpc,
+            self.http,
+            self.spec.node_cert_lifetime,
+            self.spec.heartbeat_interval,
+        );
+        if let Some((core, token)) = join {
+            text.push_str(&format!("\n[join]\ncore = {core:?}\ntoken = {token:?}\n"));
+            self.join_core = Some(core.to_owned());
+        } else if let Some(core) = &self.join_core {
+            // Restarts keep [join] so the config stays valid for a member;
+            // the token is no longer needed once enrolled.
+            text.push_str(&format!("\n[join]\ncore = {core:?}\n"));
+        }
+        fs::write(self.config_path(), text)?;
+        Ok(())
+    }
+
+    pub(crate) fn spawn(&mut self, xosd: &Path) -> anyhow::Result<()> {
+        if self.is_running() {
+            bail!("node {} is already running", self.spec.name);
+        }
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())?;
+        let child = Command::new(xosd)
+            .arg("--config")
+            .arg(self.config_path())
+            .env(
+                "XOSD_LOG",
+                std::env::var("XOSD_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .env_remove(crate::grid::JOIN_TOKEN_ENV)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("cannot start {}", xosd.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// Exit status if the process has ended.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+            .and_then(|s| s.code())
+    }
+
+    pub(crate) fn signal(&self, signal: Signal) -> anyhow::Result<()> {
+        let pid = self.child.as_ref().context("node is not running")?.id();
+        kill(Pid::from_raw(i32::try_from(pid)?), signal)?;
+        Ok(())
+    }
+
+    pub(crate) fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait; returns the exit code.
+    pub(crate) fn terminate(&mut self, timeout: Duration) -> anyhow::Result<i32> {
+        let Some(mut child) = self.child.take() else {
+            bail!("node {} is not running", self.spec.name);
+        };
+        kill(Pid::from_raw(i32::try_from(child.id())?), Signal::SIGTERM)?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                return status
+                    .code()
+                    .context("xosd ended by a signal, not by exiting");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!(
+                    "node {} did not stop within {:?} of SIGTERM",
+                    self.spec.name,
+                    timeout
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Leaves the process running after the harness is dropped.
+    pub(crate) fn detach(&mut self) {
+        self.child = None;
+    }
+}
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        // Never leave an orphan daemon behind a test; a paused one must be
+        // resumed first or SIGKILL would wait for nothing.
+        if let Some(child) = self.child.as_mut() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

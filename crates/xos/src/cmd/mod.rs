@@ -1,0 +1,50 @@
+//! What each command does. Logic lives in the library crates; these
+//! functions call them and print.
+
+mod bench;
+mod demo;
+mod node;
+mod site;
+
+use std::path::PathBuf;
+
+use xtreem_client::{Client, Credentials};
+
+use crate::cli::{Cli, Command};
+
+/// Options every command may use.
+pub struct Context {
+    pub json: bool,
+    pub endpoint: Option<String>,
+    pub config_dir: PathBuf,
+}
+
+impl Context {
+    pub fn credentials(&self) -> anyhow::Result<Credentials> {
+        Ok(Credentials::load(&self.config_dir)?)
+    }
+
+    /// A client for --endpoint, or for the endpoint saved with the credentials.
+    pub fn client(&self) -> anyhow::Result<Client> {
+        let credentials = self.credentials()?;
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| credentials.endpoint.clone());
+        Ok(Client::connect(&endpoint, &credentials)?)
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = Context {
+        json: cli.json,
+        endpoint: cli.endpoint,
+        config_dir: cli.config_dir.unwrap_or_else(xtreem_client::config_dir),
+    };
+    match cli.command {
+        Command::Site(c) => site::run(&ctx, c).await,
+        Command::Node(c) => node::run(&ctx, c).await,
+        Command::Demo(args) => demo::run(&ctx, args).await,
+        Command::Bench(c) => bench::run(&ctx, c).await,
+    }
+}
