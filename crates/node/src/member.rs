@@ -15,6 +15,7 @@ use xtreem_proto::fabric::fabric_client::FabricClient;
 use xtreem_security::ca::fingerprint;
 use xtreem_security::keys;
 use xtreem_security::token::JoinToken;
+use xtreem_util::limits::CERT_CLOCK_SKEW_ALLOWANCE;
 use xtreem_util::time::unix_now;
 
 use crate::daemon::{NodeShared, Phase};
@@ -188,7 +189,12 @@ pub async fn heartbeat_loop(
                 rpc_endpoint: shared.rpc_endpoint.clone(),
                 revocations_version: shared.tls.revoked.version(),
             };
-            match c.heartbeat(request).await {
+            // A stop must not wait for an RPC to a node that is already gone.
+            let result = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                r = c.heartbeat(request) => r,
+            };
+            match result {
                 Ok(r) => {
                     let r = r.into_inner();
                     if r.revocations_version != shared.tls.revoked.version() {
@@ -231,14 +237,17 @@ pub async fn renewal_loop(shared: Arc<NodeShared>, stop: CancellationToken) -> s
         let Some(identity) = shared.tls.identity() else {
             return Ok(());
         };
-        let lifetime = identity
-            .not_after_unix
-            .saturating_sub(identity.not_before_unix)
-            .max(1);
-        let renew_at = identity.not_before_unix + lifetime / 2;
+        // not_before is back-dated for clock skew; the issue time is later.
+        let issued = identity.not_before_unix + CERT_CLOCK_SKEW_ALLOWANCE.as_secs();
+        let lifetime = identity.not_after_unix.saturating_sub(issued).max(1);
+        let renew_at = issued + lifetime / 2;
         let now = unix_now();
         if now >= renew_at && shared.phase() == Phase::Ready {
-            match renew(&shared).await {
+            let result = tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                r = renew(&shared) => r,
+            };
+            match result {
                 Ok(()) => continue,
                 Err(e) => tracing::warn!(error = %e, "certificate renewal failed; will retry"),
             }

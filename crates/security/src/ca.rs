@@ -20,9 +20,7 @@ use crate::{Result, SecurityError};
 
 /// Lifetime of a site CA certificate.
 const CA_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// Certificates start this much in the past, so that a peer whose clock runs
-/// slightly behind still accepts them.
-const CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(120);
+use xtreem_util::limits::CERT_CLOCK_SKEW_ALLOWANCE as CLOCK_SKEW_ALLOWANCE;
 
 /// A site's CA: its certificate and signing key.
 pub struct SiteCa {

@@ -251,8 +251,8 @@ impl Grid {
     }
 
     /// SIGTERM; waits for the exit and returns the exit code.
-    pub fn stop(&mut self, i: usize) -> anyhow::Result<i32> {
-        self.nodes[i].terminate(Duration::from_secs(20))
+    pub async fn stop(&mut self, i: usize) -> anyhow::Result<i32> {
+        self.nodes[i].terminate(Duration::from_secs(20)).await
     }
 
     /// Starts a stopped or killed node again with its data dir and ports,
@@ -274,11 +274,11 @@ impl Grid {
     }
 
     /// Stops every running node with SIGTERM; returns (name, exit code).
-    pub fn stop_all(&mut self) -> Vec<(String, anyhow::Result<i32>)> {
+    pub async fn stop_all(&mut self) -> Vec<(String, anyhow::Result<i32>)> {
         let mut out = Vec::new();
         for node in &mut self.nodes {
             if node.is_running() {
-                let code = node.terminate(Duration::from_secs(20));
+                let code = node.terminate(Duration::from_secs(20)).await;
                 out.push((node.spec.name.clone(), code));
             }
         }
@@ -286,9 +286,13 @@ impl Grid {
     }
 
     /// Leaves every process running and the directory in place; returns the
-    /// directory and the PIDs.
+    /// directory and the PIDs of the nodes still running.
     pub fn keep(mut self) -> (PathBuf, Vec<u32>) {
-        let pids = self.nodes.iter().filter_map(NodeProc::pid).collect();
+        let pids = self
+            .nodes
+            .iter_mut()
+            .filter_map(|n| if n.is_running() { n.pid() } else { None })
+            .collect();
         for node in &mut self.nodes {
             node.detach();
         }

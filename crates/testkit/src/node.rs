@@ -169,8 +169,9 @@ impl NodeProc {
         Ok(())
     }
 
-    /// SIGTERM and wait; returns the exit code.
-    pub(crate) fn terminate(&mut self, timeout: Duration) -> anyhow::Result<i32> {
+    /// SIGTERM, then waits (asynchronously, so the caller's runtime keeps
+    /// serving its own connections) for the exit; returns the exit code.
+    pub(crate) async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<i32> {
         let Some(mut child) = self.child.take() else {
             bail!("node {} is not running", self.spec.name);
         };
@@ -191,7 +192,7 @@ impl NodeProc {
                     timeout
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

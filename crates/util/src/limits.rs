@@ -37,3 +37,8 @@ pub const PROBE_PAYLOAD_BYTES_MAX: u32 = 64 * 1024;
 
 /// Entries kept in the store's command log once applied.
 pub const STORE_LOG_RETAINED_ENTRIES: u64 = 10_000;
+
+/// Certificates start this much before they are issued, so that a peer whose
+/// clock runs slightly behind still accepts them. Renewal subtracts it again
+/// to find the real issue time.
+pub const CERT_CLOCK_SKEW_ALLOWANCE: Duration = Duration::from_secs(120);

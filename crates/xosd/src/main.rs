@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_env("XOSD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = match NodeConfig::load(&args.config) {
         Ok(c) => c,

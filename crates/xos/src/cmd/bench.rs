@@ -88,6 +88,6 @@ async fn fabric(count: u32) -> anyhow::Result<()> {
         percentile(&startup, 0.99) / 1e6
     );
 
-    grid.stop_all();
+    grid.stop_all().await;
     Ok(())
 }

@@ -159,7 +159,7 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
     }
 
     step(5, total, "stop every node with SIGTERM");
-    for (name, code) in grid.stop_all() {
+    for (name, code) in grid.stop_all().await {
         match code {
             Ok(c) => println!("  {name}: exited with code {c}"),
             Err(e) => println!("  {name}: {e}"),
