@@ -52,15 +52,15 @@ fn describe_transport(status: &tonic::Status) -> String {
         reason = s.to_string();
         source = s.source();
     }
-    if reason.contains("UnknownIssuer") {
-        reason.push_str(" (the node's certificate is not from the site CA in your credentials)");
-    } else if reason.contains("Revoked") || reason.contains("CertificateRevoked") {
-        reason.push_str(" (a certificate in this exchange has been revoked)");
-    } else if reason.contains("BadCertificate")
-        || reason.contains("CertificateRequired")
-        || reason.contains("UnknownCA")
-    {
-        reason.push_str(" (the node did not accept your certificate)");
+    if reason.contains("invalid peer certificate") {
+        reason.push_str(
+            " (the node's certificate was not issued by the site CA in your credentials, or has expired or been revoked: \
+             is this endpoint a node of your site?)",
+        );
+    } else if reason.contains("received fatal alert") {
+        reason.push_str(
+            " (the node refused your certificate: it was not issued by this site's CA, or has expired or been revoked)",
+        );
     }
     reason
 }

@@ -20,7 +20,8 @@ use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use xtreem_util::limits::{
-    ACCEPTED_CONNECTIONS_QUEUE_MAX, TLS_HANDSHAKE_TIMEOUT, TLS_HANDSHAKES_IN_FLIGHT_MAX,
+    ACCEPTED_CONNECTIONS_QUEUE_MAX, LINGER_DRAIN_BYTES_MAX, LINGER_ON_REFUSAL,
+    TLS_HANDSHAKE_TIMEOUT, TLS_HANDSHAKES_IN_FLIGHT_MAX,
 };
 
 use crate::PeerIdentity;
@@ -155,7 +156,9 @@ async fn accept_loop(
             let _permit = permit;
             let _ = tcp.set_nodelay(true);
             let acceptor = tokio_rustls::TlsAcceptor::from(server_config);
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp).into_fallible())
+                .await
+            {
                 Ok(Ok(stream)) => {
                     stats.handshakes_ok.fetch_add(1, Ordering::Relaxed);
                     let peer = stream
@@ -170,9 +173,10 @@ async fn accept_loop(
                     };
                     let _ = tx.send(Ok(TlsConn { stream, info })).await;
                 }
-                Ok(Err(e)) => {
+                Ok(Err((e, tcp))) => {
                     stats.handshakes_failed.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(%remote, error = %e, "TLS handshake failed");
+                    linger_close(tcp).await;
                 }
                 Err(_) => {
                     stats.handshakes_timed_out.fetch_add(1, Ordering::Relaxed);
@@ -181,4 +185,25 @@ async fn accept_loop(
             }
         });
     }
+}
+
+/// Closes a refused connection so that the client can read our TLS alert
+/// (e.g. certificate_revoked). In TLS 1.3 the client has usually sent its
+/// first request before it learns it was refused; closing with that request
+/// unread makes the kernel send RST, which can discard the alert. So: send
+/// FIN, drain what the client sent for a moment, then close.
+async fn linger_close(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = tcp.shutdown().await;
+    let mut buf = [0u8; 4096];
+    let mut drained = 0usize;
+    let _ = tokio::time::timeout(LINGER_ON_REFUSAL, async {
+        while drained < LINGER_DRAIN_BYTES_MAX {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }

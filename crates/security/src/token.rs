@@ -101,6 +101,23 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_text_never_panics_the_parser() {
+        let alphabet: Vec<char> = "xjt1.0123456789abcdefABCDEF-_ é\u{0}\n".chars().collect();
+        let mut seed = 12345u64;
+        for len in 0..3000usize {
+            let text: String = (0..len % 140)
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    alphabet[(seed >> 33) as usize % alphabet.len()]
+                })
+                .collect();
+            let _ = text.parse::<JoinToken>();
+        }
+    }
+
+    #[test]
     fn malformed_tokens_say_what_a_token_looks_like() {
         for bad in [
             "",

@@ -14,6 +14,11 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// backlog. Bounds the memory garbage senders can make us hold.
 pub const TLS_HANDSHAKES_IN_FLIGHT_MAX: usize = 256;
 
+/// After refusing a TLS handshake, how long and how much we keep reading so
+/// the client receives our alert instead of a reset.
+pub const LINGER_ON_REFUSAL: Duration = Duration::from_secs(1);
+pub const LINGER_DRAIN_BYTES_MAX: usize = 64 * 1024;
+
 /// Connections past the handshake waiting for the RPC server to take them.
 pub const ACCEPTED_CONNECTIONS_QUEUE_MAX: usize = 128;
 

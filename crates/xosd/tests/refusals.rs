@@ -99,6 +99,21 @@ async fn a_certificate_from_another_ca_is_refused_in_the_handshake() {
         !text.contains("node-1"),
         "a foreign certificate got an answer: {text}"
     );
+    // Through the client library the user is told what went wrong.
+    let foreign = xtreem_client::Credentials {
+        site: "lab".into(),
+        endpoint: grid.node(0).rpc.clone(),
+        ca_pem: real_ca,
+        cert_pem: issued.pem.clone(),
+        key_pem: request.key_pem.clone(),
+    };
+    let err = xtreem_client::Client::connect(&foreign.endpoint, &foreign)
+        .unwrap()
+        .list_nodes()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the node refused your certificate"), "{err}");
     // The node still serves its own site.
     assert_eq!(names(&listing(&grid, 0).await), ["node-1"]);
 }
