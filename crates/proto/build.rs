@@ -2,7 +2,10 @@
 //! no system `protoc`.
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let protos = ["proto/xtreem/fabric/v1/fabric.proto"];
+    let protos = [
+        "proto/xtreem/fabric/v1/fabric.proto",
+        "proto/xtreem/vo/v1/vo.proto",
+    ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");
     }

@@ -11,9 +11,13 @@
 mod credentials;
 mod error;
 pub mod local;
+mod profile;
+pub mod vo;
 
 pub use credentials::{Credentials, config_dir};
 pub use error::{ClientError, Result};
+pub use profile::Profile;
+pub use vo::VoClient;
 
 use xtreem_net::RevocationSet;
 use xtreem_net::tls::TlsMaterial;

@@ -55,6 +55,47 @@ struct RawConfig {
     site: RawSite,
     #[serde(default)]
     fabric: RawFabric,
+    #[serde(default)]
+    auth: RawAuth,
+    #[serde(default)]
+    accounts: RawAccounts,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    ldap_url: Option<String>,
+    ldap_user_dn_template: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccounts {
+    uid_min: Option<u32>,
+    uid_max: Option<u32>,
+    gid_min: Option<u32>,
+    gid_max: Option<u32>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    idle_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "optional_duration")]
+    quarantine: Option<Duration>,
+    scratch_root: Option<PathBuf>,
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(|s| Some(s.into_inner()))
+}
+
+/// Dynamic account pool settings; `None` keeps the default.
+#[derive(Debug, Clone, Default)]
+pub struct AccountsConfig {
+    pub uid_min: Option<u32>,
+    pub uid_max: Option<u32>,
+    pub gid_min: Option<u32>,
+    pub gid_max: Option<u32>,
+    pub idle_timeout: Option<Duration>,
+    pub quarantine: Option<Duration>,
+    pub scratch_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -144,6 +185,9 @@ pub struct NodeConfig {
     pub join: Option<JoinConfig>,
     pub node_cert_lifetime: Duration,
     pub heartbeat_interval: Duration,
+    /// LDAP simple-bind login, as a second backend beside local accounts.
+    pub ldap: Option<xtreem_ldapauth::LdapConfig>,
+    pub accounts: AccountsConfig,
 }
 
 impl NodeConfig {
@@ -282,7 +326,38 @@ impl NodeConfig {
             ));
         }
 
+        let ldap = match (raw.auth.ldap_url, raw.auth.ldap_user_dn_template) {
+            (None, None) => None,
+            (Some(url), Some(template)) => {
+                let c = xtreem_ldapauth::LdapConfig::new(url, template);
+                c.validate().map_err(|e| ConfigError {
+                    path: origin.to_owned(),
+                    location: String::new(),
+                    message: format!("[auth]: {e}"),
+                })?;
+                Some(c)
+            }
+            _ => {
+                return Err(ConfigError {
+                    path: origin.to_owned(),
+                    location: String::new(),
+                    message: "[auth] needs both ldap_url and ldap_user_dn_template (e.g. \"uid={user},ou=people,dc=example,dc=org\")".into(),
+                });
+            }
+        };
+        let accounts = AccountsConfig {
+            uid_min: raw.accounts.uid_min,
+            uid_max: raw.accounts.uid_max,
+            gid_min: raw.accounts.gid_min,
+            gid_max: raw.accounts.gid_max,
+            idle_timeout: raw.accounts.idle_timeout,
+            quarantine: raw.accounts.quarantine,
+            scratch_root: raw.accounts.scratch_root,
+        };
+
         Ok(NodeConfig {
+            ldap,
+            accounts,
             name: raw.name,
             data_dir: raw.data_dir,
             roles,

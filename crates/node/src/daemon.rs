@@ -34,9 +34,16 @@ use crate::rpc::admin::NodeAdminService;
 use crate::rpc::enrollment::EnrollmentService;
 use crate::rpc::fabric::FabricService;
 use crate::rpc::local_admin::LocalAdminService;
+use crate::rpc::vo::VoService;
 use crate::rpc::{role_to_pb, status};
 use crate::tls_state::TlsState;
+use crate::vo::authority::VoAuthority;
+use crate::vo::trust::{TrustState, TrustedIssuer};
 use crate::{http, member, metrics};
+use xtreem_accounts::{AccountMapper, PoolConfig};
+use xtreem_audit::{AuditEvent, AuditLog, Decision as AuditDecision};
+use xtreem_proto::vo::vo_server::VoServer;
+use xtreem_security::site::{ServedVo, SiteCommand, SiteMachine, TrustedSite};
 
 /// Where a node is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +87,12 @@ pub struct NodeShared {
     authority: RwLock<Option<Arc<Authority>>>,
     membership: RwLock<Option<Membership>>,
     phase: watch::Sender<Phase>,
+    /// VO issuers, served VOs and policies this node decides with.
+    pub trust: Arc<TrustState>,
+    vo_authority: RwLock<Option<Arc<VoAuthority>>>,
+    audit_log: Option<AuditLog>,
+    /// Dynamic account mapping (resource nodes).
+    pub accounts: Option<Arc<AccountMapper>>,
 }
 
 impl NodeShared {
@@ -105,6 +118,152 @@ impl NodeShared {
 
     pub fn site_name(&self) -> Option<String> {
         self.membership().map(|m| m.site.to_string())
+    }
+
+    pub fn vo_authority(&self) -> Option<Arc<VoAuthority>> {
+        self.vo_authority.read().ok()?.clone()
+    }
+
+    /// Appends a decision to the node's audit log. A failure is logged
+    /// loudly: the decision stands but its record is missing.
+    pub fn audit(&self, event: AuditEvent) {
+        if let Some(log) = &self.audit_log
+            && let Err(e) = log.append(event)
+        {
+            tracing::error!(error = %e, "cannot append to the audit log");
+        }
+    }
+
+    /// Starts the VO authority beside the site authority.
+    fn start_vo_authority(&self, site: &str) {
+        let ldap = self.config.ldap.clone().and_then(|c| {
+            match xtreem_ldapauth::LdapAuthenticator::new(c) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::error!(error = %e, "LDAP login disabled: bad [auth] settings");
+                    None
+                }
+            }
+        });
+        let authority = Arc::new(VoAuthority::new(
+            Arc::clone(&self.store),
+            self.data.clone(),
+            site.to_owned(),
+            ldap,
+        ));
+        if let Ok(mut w) = self.vo_authority.write() {
+            *w = Some(authority);
+        }
+        self.refresh_trust();
+    }
+
+    /// On the authority: rebuilds the trust document from the store and
+    /// installs it; members fetch it with their next heartbeat.
+    pub fn refresh_trust(&self) {
+        let Some(authority) = self.vo_authority() else {
+            return;
+        };
+        match authority.trust_document() {
+            Ok(doc) => self.trust.install(doc),
+            Err(e) => tracing::error!(error = %e.message(), "cannot build the trust document"),
+        }
+    }
+
+    /// The trust document as JSON, for heartbeats.
+    pub fn trust_json(&self) -> String {
+        serde_json::to_string(&self.trust.current().doc).unwrap_or_default()
+    }
+
+    pub async fn serve_vo(
+        &self,
+        vo: &str,
+        nodes: Vec<String>,
+        max_cores: u32,
+        stop: bool,
+    ) -> Result<(), Status> {
+        if self.vo_authority().is_none() {
+            return Err(Status::failed_precondition(
+                "the site's VO service runs on the site authority; use its endpoint",
+            ));
+        }
+        let known = self.trust.current().doc.issuers.iter().any(|i| i.vo == vo);
+        if !stop && !known {
+            return Err(Status::not_found(format!(
+                "VO {vo} is neither hosted here nor in a trusted site's bundle (see `xos site trust`)"
+            )));
+        }
+        let command = if stop {
+            SiteCommand::StopServingVo { vo: vo.to_owned() }
+        } else {
+            SiteCommand::ServeVo {
+                served: ServedVo {
+                    vo: vo.to_owned(),
+                    nodes,
+                    max_cores,
+                },
+            }
+        };
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || store.execute(&SiteMachine, command))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(status)?;
+        self.refresh_trust();
+        Ok(())
+    }
+
+    /// This site's bundle: its CA and its VOs' issuers and keys.
+    pub fn site_bundle(&self) -> Result<String, Status> {
+        let vo = self
+            .vo_authority()
+            .ok_or_else(|| Status::failed_precondition("bundles are made by the site authority"))?;
+        let authority = self
+            .authority()
+            .ok_or_else(|| Status::failed_precondition("bundles are made by the site authority"))?;
+        let bundle = SiteBundle {
+            site: authority.site().to_string(),
+            ca_cert_pem: authority.ca_pem().to_owned(),
+            issuers: vo.own_issuers()?,
+        };
+        serde_json::to_string_pretty(&bundle).map_err(|e| Status::internal(e.to_string()))
+    }
+
+    /// Trusts another site's bundle; returns its site name.
+    pub async fn trust_site(&self, bundle: &str) -> Result<String, Status> {
+        if self.vo_authority().is_none() {
+            return Err(Status::failed_precondition(
+                "sites are trusted at the site authority",
+            ));
+        }
+        let bundle: SiteBundle = serde_json::from_str(bundle).map_err(|e| {
+            Status::invalid_argument(format!("not a site bundle (from `xos site bundle`): {e}"))
+        })?;
+        xtreem_net::tls::cert_from_pem(&bundle.ca_cert_pem)
+            .map_err(|e| Status::invalid_argument(format!("bundle CA: {e}")))?;
+        for issuer in &bundle.issuers {
+            if issuer.site != bundle.site {
+                return Err(Status::invalid_argument(format!(
+                    "bundle of site {} lists VO {} of site {}: a site vouches only for its own VOs",
+                    bundle.site, issuer.vo, issuer.site
+                )));
+            }
+        }
+        let trusted = TrustedSite {
+            site: bundle.site.clone(),
+            ca_cert_pem: bundle.ca_cert_pem.clone(),
+            vos_json: serde_json::to_string(&bundle.issuers)
+                .map_err(|e| Status::internal(e.to_string()))?,
+            trusted_unix: xtreem_util::time::unix_now(),
+        };
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || {
+            store.execute(&SiteMachine, SiteCommand::TrustSite { trusted })
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(status)?;
+        self.refresh_trust();
+        Ok(bundle.site)
     }
 
     fn authority_params(&self) -> AuthorityParams<'_> {
@@ -148,6 +307,13 @@ impl NodeShared {
         if let Ok(mut w) = self.authority.write() {
             *w = Some(Arc::clone(&authority));
         }
+        self.start_vo_authority(authority.site().as_str());
+        self.audit(AuditEvent::new(
+            "local root",
+            "site.init",
+            authority.site().as_str(),
+            AuditDecision::Done,
+        ));
         tracing::info!(site = %authority.site(), "site created; this node is its authority");
         self.set_phase(Phase::Ready);
         Ok(authority)
@@ -231,6 +397,70 @@ fn open_store(data: &DataDir) -> anyhow::Result<Store> {
     })
 }
 
+/// What `xos site bundle` prints and `xos site trust` reads.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct SiteBundle {
+    site: String,
+    ca_cert_pem: String,
+    issuers: Vec<TrustedIssuer>,
+}
+
+fn open_accounts(
+    config: &NodeConfig,
+    data: &DataDir,
+    store: &Arc<Store>,
+) -> anyhow::Result<AccountMapper> {
+    let mut pool = PoolConfig::for_data_dir(data.root());
+    let a = &config.accounts;
+    if let Some(v) = a.uid_min {
+        pool.uid_min = v;
+    }
+    if let Some(v) = a.uid_max {
+        pool.uid_max = v;
+    }
+    if let Some(v) = a.gid_min {
+        pool.gid_min = v;
+    }
+    if let Some(v) = a.gid_max {
+        pool.gid_max = v;
+    }
+    if let Some(v) = a.idle_timeout {
+        pool.idle_timeout = v;
+    }
+    if let Some(v) = a.quarantine {
+        pool.quarantine = v;
+    }
+    if let Some(v) = &a.scratch_root {
+        pool.scratch_root = v.clone();
+    }
+    AccountMapper::open(Arc::clone(store), pool)
+        .context("cannot start dynamic account mapping ([accounts] in the config)")
+}
+
+/// Releases idle leases (killing leftovers, removing scratch) and returns
+/// quarantined uids to the pool, every 30 s.
+async fn account_sweeper(
+    mapper: Arc<AccountMapper>,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        let m = Arc::clone(&mapper);
+        match tokio::task::spawn_blocking(move || m.sweep(xtreem_util::time::unix_now())).await {
+            Ok(Ok(report)) => {
+                for r in &report.released {
+                    tracing::info!(uid = r.uid, subject = %r.identity.subject, killed = r.processes_killed, files = r.files_removed, "account lease released");
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "account sweep failed"),
+            Err(e) => tracing::warn!(error = %e, "account sweep task failed"),
+        }
+    }
+}
+
 /// The addresses a node actually bound, for tools and the test harness.
 #[derive(Debug, serde::Serialize)]
 struct Endpoints<'a> {
@@ -259,6 +489,13 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
     };
     let http_addr = http_listener.local_addr()?;
 
+    let audit_log = AuditLog::open(&data.audit_log(), config.name.as_str())
+        .context("cannot open the audit log")?;
+    let accounts = if config.has_role(Role::Resource) {
+        Some(Arc::new(open_accounts(&config, &data, &store)?))
+    } else {
+        None
+    };
     let tls = Arc::new(TlsState::default());
     let has_identity = tls
         .load(&data)
@@ -275,13 +512,20 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
         authority: RwLock::new(None),
         membership: RwLock::new(saved_membership),
         phase: phase_tx,
+        trust: Arc::new(TrustState::default()),
+        vo_authority: RwLock::new(None),
+        audit_log: Some(audit_log),
+        accounts,
     });
     if shared.config.has_role(Role::Core)
         && let Some(authority) =
             Authority::load(shared.authority_params()).context("cannot load the site authority")?
         && let Ok(mut w) = shared.authority.write()
     {
+        let site = authority.site().to_string();
         *w = Some(Arc::new(authority));
+        drop(w);
+        shared.start_vo_authority(&site);
     }
 
     let transport = Arc::new(TransportStats::default());
@@ -381,6 +625,13 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
                 })
                 .max_decoding_message_size(RPC_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(RPC_MESSAGE_BYTES_MAX),
+            )
+            .add_service(
+                VoServer::new(VoService {
+                    shared: Arc::clone(&shared),
+                })
+                .max_decoding_message_size(RPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(RPC_MESSAGE_BYTES_MAX),
             );
         let rpc_stop = stop.clone();
         tasks.spawn(async move {
@@ -390,6 +641,9 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
                 .map_err(std::io::Error::other)
         });
         tasks.spawn(member::renewal_loop(Arc::clone(&shared), stop.clone()));
+        if let Some(mapper) = shared.accounts.clone() {
+            tasks.spawn(account_sweeper(mapper, stop.clone()));
+        }
         if shared.authority().is_none() {
             tasks.spawn(member::heartbeat_loop(Arc::clone(&shared), stop.clone()));
         }

@@ -23,6 +23,7 @@ mod metrics;
 pub mod paths;
 pub mod rpc;
 pub mod tls_state;
+pub mod vo;
 
 pub use config::NodeConfig;
 pub use daemon::run;

@@ -188,6 +188,7 @@ pub async fn heartbeat_loop(
             let request = pb::HeartbeatRequest {
                 rpc_endpoint: shared.rpc_endpoint.clone(),
                 revocations_version: shared.tls.revoked.version(),
+                trust_version: shared.trust.version(),
             };
             // A stop must not wait for an RPC to a node that is already gone.
             let result = tokio::select! {
@@ -203,6 +204,16 @@ pub async fn heartbeat_loop(
                             .revoked
                             .replace(r.revocations_version, r.revoked_serials);
                         tracing::info!(version = r.revocations_version, "revocation list updated");
+                    }
+                    if !r.trust_document.is_empty() {
+                        match shared.trust.install_json(&r.trust_document) {
+                            Ok(()) => {
+                                tracing::info!(version = %r.trust_version, "trust document updated")
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, "unreadable trust document from the site authority; keeping the old one")
+                            }
+                        }
                     }
                     if shared.phase() == Phase::Removed {
                         shared.set_phase(Phase::Ready);

@@ -45,6 +45,11 @@ impl DataDir {
         self.root.join("admin.sock")
     }
 
+    /// The node's append-only, hash-chained audit log.
+    pub fn audit_log(&self) -> PathBuf {
+        self.root.join("audit.log")
+    }
+
     /// Where the daemon writes the addresses it actually bound.
     pub fn endpoints(&self) -> PathBuf {
         self.root.join("run/endpoints.json")

@@ -11,3 +11,9 @@
 pub mod fabric {
     tonic::include_proto!("xtreem.fabric.v1");
 }
+
+/// Virtual Organizations: login, VO administration, delegation, site trust,
+/// policy, accounts, audit.
+pub mod vo {
+    tonic::include_proto!("xtreem.vo.v1");
+}

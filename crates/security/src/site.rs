@@ -19,6 +19,28 @@ const NODES: Table<NodeRecord> = Table::new("site_nodes");
 const ADMINS: Table<AdminRecord> = Table::new("site_admins");
 const REVOCATIONS: Table<RevocationList> = Table::new("site_revocations");
 const REVOCATIONS_KEY: &str = "list";
+const SERVED: Table<ServedVo> = Table::new("site_served_vos");
+const TRUSTED: Table<TrustedSite> = Table::new("site_trusted_sites");
+
+/// A VO this site lets use its nodes, and how much.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServedVo {
+    pub vo: String,
+    /// Empty: every node of the site.
+    pub nodes: Vec<String>,
+    /// 0: no cap beyond the nodes' own capacity.
+    pub max_cores: u32,
+}
+
+/// Another site whose bundle this site trusts: its CA and its VO issuers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustedSite {
+    pub site: String,
+    pub ca_cert_pem: String,
+    /// The bundle's VO part as JSON (issuers and keys), kept as given.
+    pub vos_json: String,
+    pub trusted_unix: u64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SiteRecord {
@@ -131,6 +153,15 @@ pub enum SiteCommand {
     RemoveNode {
         node: NodeName,
         now_unix: u64,
+    },
+    ServeVo {
+        served: ServedVo,
+    },
+    StopServingVo {
+        vo: String,
+    },
+    TrustSite {
+        trusted: TrustedSite,
     },
 }
 
@@ -317,6 +348,33 @@ impl StateMachine for SiteMachine {
                     certificates: revoked,
                 })
             }
+            SiteCommand::ServeVo { served } => {
+                require_site(txn)?;
+                for node in &served.nodes {
+                    match NODES.get_w(txn, node)? {
+                        Some(n) if !n.is_removed() => {}
+                        _ => return Err(SecurityError::UnknownNode(node.clone())),
+                    }
+                }
+                SERVED.insert(txn, &served.vo, served)?;
+                Ok(SiteOutcome::Done)
+            }
+            SiteCommand::StopServingVo { vo } => {
+                require_site(txn)?;
+                SERVED.remove(txn, vo)?;
+                Ok(SiteOutcome::Done)
+            }
+            SiteCommand::TrustSite { trusted } => {
+                let site = require_site(txn)?;
+                if trusted.site == site.name.as_str() {
+                    return Err(SecurityError::Invalid {
+                        what: "bundle",
+                        reason: "it is this site's own bundle".into(),
+                    });
+                }
+                TRUSTED.insert(txn, &trusted.site, trusted)?;
+                Ok(SiteOutcome::Done)
+            }
         }
     }
 }
@@ -375,6 +433,14 @@ pub mod query {
 
     pub fn revocations(r: &ReadTxn) -> Result<RevocationList> {
         Ok(REVOCATIONS.get(r, REVOCATIONS_KEY)?.unwrap_or_default())
+    }
+
+    pub fn served_vos(r: &ReadTxn) -> Result<Vec<ServedVo>> {
+        Ok(SERVED.list(r)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub fn trusted_sites(r: &ReadTxn) -> Result<Vec<TrustedSite>> {
+        Ok(TRUSTED.list(r)?.into_iter().map(|(_, v)| v).collect())
     }
 }
 

@@ -43,6 +43,13 @@ pub struct NodeProc {
     join_core: Option<String>,
 }
 
+fn uid_block() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    200_000 + ((std::process::id().wrapping_mul(7) + n) % 90) * 1000
+}
+
 /// A port on `ip` that was free a moment ago. The node keeps it across
 /// restarts so that others can still find it.
 fn free_port(ip: Ipv4Addr) -> anyhow::Result<u16> {
@@ -103,6 +110,16 @@ impl NodeProc {
             self.spec.node_cert_lifetime,
             self.spec.heartbeat_interval,
         );
+        // Each node of each grid on this machine gets its own block of the
+        // uid pool, as separate machines would have in effect.
+        let block = uid_block();
+        text.push_str(&format!(
+            "\n[accounts]\nuid_min = {}\nuid_max = {}\ngid_min = {}\ngid_max = {}\nquarantine = \"2s\"\n",
+            block,
+            block + 999,
+            block,
+            block + 999
+        ));
         if let Some((core, token)) = join {
             text.push_str(&format!("\n[join]\ncore = {core:?}\ntoken = {token:?}\n"));
             self.join_core = Some(core.to_owned());

@@ -39,6 +39,218 @@ pub enum Command {
     /// Measure the system; prints `name: value unit` lines.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Sign in once: get a VO credential (saved mode 0600) that every node verifies.
+    #[command(
+        after_help = "Example:\n  xos login --user alice --vo demo --endpoint 10.0.0.1:7100 --ca lab-ca.crt\n  echo \"$PW\" | xos login --user alice --password-stdin"
+    )]
+    Login(LoginArgs),
+    /// Forget the saved credential of a VO.
+    #[command(after_help = "Example:\n  xos logout --vo demo")]
+    Logout {
+        #[arg(long)]
+        vo: Option<String>,
+    },
+    /// Show your identity, VO, groups, scopes, expiry, and your account on the node asked.
+    #[command(
+        after_help = "Example:\n  xos whoami\n  xos whoami --endpoint 10.0.0.7:7100   # and your local uid there"
+    )]
+    Whoami {
+        #[arg(long)]
+        vo: Option<String>,
+    },
+    /// Credentials: delegation.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Local user accounts of the VO service (site administrators).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Virtual Organizations: lifecycle, groups, membership, roles, keys.
+    #[command(subcommand)]
+    Vo(VoCommand),
+    /// Policies at VO, site and user level (Cedar).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// The audit log of a node.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Args)]
+pub struct LoginArgs {
+    /// User name (default: $USER).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// VO to log in to (default: your only VO).
+    #[arg(long)]
+    pub vo: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Lifetime of the credential.
+    #[arg(long, default_value = "12h", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// The site CA certificate, on first login (saved in the config dir).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Exchange your credential for a narrower one: fewer scopes, shorter life, one audience.
+    #[command(
+        after_help = "Example:\n  xos token delegate --scope compute.read --ttl 10m --audience xtreem:lab --actor node-2"
+    )]
+    Delegate {
+        /// Scopes to keep (repeat or separate with spaces).
+        #[arg(long = "scope", required = true, num_args = 1..)]
+        scopes: Vec<String>,
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// e.g. xtreem:SITE; default: the original audience.
+        #[arg(long)]
+        audience: Option<String>,
+        /// Who will use the delegated credential.
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        vo: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Add a local account (argon2id); the password comes from stdin or $XOS_PASSWORD.
+    #[command(after_help = "Example:\n  echo 'long secret' | xos user add alice --password-stdin")]
+    Add {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum VoCommand {
+    /// Create a VO (site administrators); --admin names its first VO admin.
+    #[command(after_help = "Example:\n  xos vo create demo --admin alice")]
+    Create {
+        name: String,
+        #[arg(long)]
+        admin: Option<String>,
+    },
+    /// Delete a VO.
+    #[command(after_help = "Example:\n  xos vo delete demo")]
+    Delete { name: String },
+    /// Suspend a VO: no logins or changes until resumed.
+    #[command(after_help = "Example:\n  xos vo suspend demo")]
+    Suspend { name: String },
+    /// Resume a suspended VO.
+    #[command(after_help = "Example:\n  xos vo resume demo")]
+    Resume { name: String },
+    /// List VOs (yours, or all for site administrators).
+    #[command(after_help = "Example:\n  xos vo list --json")]
+    List,
+    /// Show a VO with its groups, keys and members.
+    #[command(after_help = "Example:\n  xos vo show demo")]
+    Show { name: String },
+    /// Create a group /VO/GROUP[/SUBGROUP].
+    #[command(after_help = "Example:\n  xos vo group /demo/analysis")]
+    Group { path: String },
+    /// Ask to join a VO (authenticates with your password).
+    #[command(after_help = "Example:\n  xos vo join demo --user bob --password-stdin")]
+    Join {
+        vo: String,
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long)]
+        password_stdin: bool,
+        /// The site CA certificate, if this is your first command.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+    /// Approve a request to join (VO admins).
+    #[command(after_help = "Example:\n  xos vo approve demo bob")]
+    Approve { vo: String, user: String },
+    /// Reject a request to join (VO admins).
+    #[command(after_help = "Example:\n  xos vo reject demo mallory")]
+    Reject { vo: String, user: String },
+    /// Remove a member (VO admins), or leave (yourself).
+    #[command(after_help = "Example:\n  xos vo remove demo bob")]
+    Remove { vo: String, user: String },
+    /// Grant ROLE on a group (default: the VO root); never above your own.
+    #[command(after_help = "Example:\n  xos vo grant demo bob admin --group /demo/analysis")]
+    Grant {
+        vo: String,
+        user: String,
+        role: String,
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Revoke ROLE on a group.
+    #[command(after_help = "Example:\n  xos vo revoke demo bob admin --group /demo/analysis")]
+    Revoke {
+        vo: String,
+        user: String,
+        role: String,
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Publish a new signing key ahead of use; --activate signs with it from now on.
+    #[command(
+        after_help = "Example:\n  xos vo rotate-key demo            # publish\n  xos vo rotate-key demo --activate # use"
+    )]
+    RotateKey {
+        vo: String,
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Withdraw a key: credentials signed with it are refused at once.
+    #[command(after_help = "Example:\n  xos vo withdraw-key demo demo-1795390000-a1b2c3")]
+    WithdrawKey { vo: String, kid: String },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Set the policy of a level from a Cedar file ('-' for stdin); validated first.
+    #[command(
+        after_help = "Example:\n  xos policy set site --file no-demo-on-gpu.cedar\n  xos policy set vo demo --file demo.cedar"
+    )]
+    Set {
+        /// vo, site or user
+        level: String,
+        /// VO name, site name or user; default: yours.
+        name: Option<String>,
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Show the policy of a level.
+    #[command(after_help = "Example:\n  xos policy show vo demo")]
+    Show { level: String, name: Option<String> },
+    /// Ask the node whether USER of VO may do ACTION on a node.
+    #[command(
+        after_help = "Example:\n  xos policy test --user bob --vo demo --action use_node --node node-2"
+    )]
+    Test {
+        #[arg(long, default_value = "")]
+        user: String,
+        #[arg(long, default_value = "")]
+        vo: String,
+        #[arg(long)]
+        action: String,
+        #[arg(long, default_value = "")]
+        node: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of a node's audit log (--endpoint) or of a file.
+    #[command(
+        after_help = "Example:\n  xos audit verify --endpoint 10.0.0.7:7100\n  xos audit verify --file /var/lib/xtreem/audit.log"
+    )]
+    Verify {
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -61,6 +273,25 @@ impl LocalSocket {
 
 #[derive(Subcommand)]
 pub enum SiteCommand {
+    /// Let a VO use this site's nodes (all, or --nodes), with an optional core cap.
+    #[command(
+        after_help = "Example:\n  xos site serve demo --nodes node-2,node-3 --max-cores 64\n  xos site serve demo --stop"
+    )]
+    Serve {
+        vo: String,
+        #[arg(long, value_delimiter = ',')]
+        nodes: Vec<String>,
+        #[arg(long, default_value_t = 0)]
+        max_cores: u32,
+        #[arg(long)]
+        stop: bool,
+    },
+    /// Print this site's bundle (CA and VO issuers) for other sites to trust.
+    #[command(after_help = "Example:\n  xos site bundle > lab.bundle.json")]
+    Bundle,
+    /// Trust another site's bundle: its VOs' credentials become verifiable here.
+    #[command(after_help = "Example:\n  xos site trust other.bundle.json")]
+    Trust { bundle: PathBuf },
     /// Create site NAME and its CA on this machine's core node, and save
     /// administrator credentials for this user.
     #[command(after_help = "Example:\n  sudo xos site init lab --data-dir /var/lib/xtreem")]
@@ -114,6 +345,9 @@ pub enum NodeCommand {
     /// Show the status of the node at --endpoint.
     #[command(after_help = "Example:\n  xos node status --endpoint 127.0.0.12:7100")]
     Status,
+    /// List the dynamic account mappings of the node at --endpoint (site administrators).
+    #[command(after_help = "Example:\n  xos node accounts --endpoint 127.0.0.12:7100")]
+    Accounts,
 }
 
 #[derive(Args)]

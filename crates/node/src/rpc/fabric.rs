@@ -82,9 +82,17 @@ impl FabricService {
         } else {
             serials
         };
+        let trust_version = self.shared.trust.version();
+        let trust_document = if request.get_ref().trust_version == trust_version {
+            String::new()
+        } else {
+            self.shared.trust_json()
+        };
         Ok(Response::new(pb::HeartbeatResponse {
             revocations_version: version,
             revoked_serials,
+            trust_version,
+            trust_document,
         }))
     }
 

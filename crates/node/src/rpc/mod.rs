@@ -4,6 +4,7 @@ pub mod admin;
 pub mod enrollment;
 pub mod fabric;
 pub mod local_admin;
+pub mod vo;
 
 use tonic::{Request, Status};
 use xtreem_net::{PeerIdentity, PrincipalKind, peer_identity};

@@ -5,6 +5,7 @@ mod bench;
 mod demo;
 mod node;
 mod site;
+mod vo;
 
 use std::path::PathBuf;
 
@@ -46,5 +47,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(c) => node::run(&ctx, c).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Bench(c) => bench::run(&ctx, c).await,
+        Command::Login(args) => vo::login(&ctx, args).await,
+        Command::Logout { vo: v } => vo::logout(&ctx, v),
+        Command::Whoami { vo: v } => vo::whoami(&ctx, v).await,
+        Command::Token(c) => vo::token(&ctx, c).await,
+        Command::User(c) => vo::user(&ctx, c).await,
+        Command::Vo(c) => vo::vo(&ctx, c).await,
+        Command::Policy(c) => vo::policy(&ctx, c).await,
+        Command::Audit(c) => vo::audit(&ctx, c).await,
     }
 }

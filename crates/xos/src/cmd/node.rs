@@ -20,6 +20,12 @@ struct NodeRow {
 }
 
 pub async fn run(ctx: &Context, command: NodeCommand) -> anyhow::Result<()> {
+    if let NodeCommand::Accounts = command {
+        return super::vo::accounts(ctx).await;
+    }
+    if let NodeCommand::Accounts = command {
+        return super::vo::accounts(ctx).await;
+    }
     let mut client = ctx.client()?;
     match command {
         NodeCommand::JoinToken { ttl } => {
@@ -126,6 +132,7 @@ pub async fn run(ctx: &Context, command: NodeCommand) -> anyhow::Result<()> {
                 until(s.certificate_expires_unix, unix_now())
             );
         }
+        NodeCommand::Accounts => {}
     }
     Ok(())
 }

@@ -13,6 +13,9 @@ pub async fn run(ctx: &Context, command: SiteCommand) -> anyhow::Result<()> {
         SiteCommand::AdminCredentials { local, admin } => {
             (local::issue_admin(&local.path(), admin).await?, false)
         }
+        SiteCommand::Serve { .. } | SiteCommand::Bundle | SiteCommand::Trust { .. } => {
+            return super::vo::site(ctx, command).await;
+        }
     };
     credentials.save(&ctx.config_dir)?;
     if ctx.json {
