@@ -38,7 +38,7 @@ use crate::rpc::vo::VoService;
 use crate::rpc::{role_to_pb, status};
 use crate::tls_state::TlsState;
 use crate::vo::authority::VoAuthority;
-use crate::vo::trust::{TrustState, TrustedIssuer};
+use crate::vo::trust::{ForeignVos, PolicyEntry, TrustState, TrustedIssuer};
 use crate::{http, member, metrics};
 use xtreem_accounts::{AccountMapper, PoolConfig};
 use xtreem_audit::{AuditEvent, AuditLog, Decision as AuditDecision};
@@ -220,10 +220,21 @@ impl NodeShared {
         let authority = self
             .authority()
             .ok_or_else(|| Status::failed_precondition("bundles are made by the site authority"))?;
+        let issuers = vo.own_issuers()?;
+        let vo_policies = self
+            .trust
+            .current()
+            .doc
+            .policies
+            .iter()
+            .filter(|p| p.kind == "vo" && issuers.iter().any(|i| i.vo == p.name))
+            .cloned()
+            .collect();
         let bundle = SiteBundle {
             site: authority.site().to_string(),
             ca_cert_pem: authority.ca_pem().to_owned(),
-            issuers: vo.own_issuers()?,
+            issuers,
+            vo_policies,
         };
         serde_json::to_string_pretty(&bundle).map_err(|e| Status::internal(e.to_string()))
     }
@@ -240,6 +251,19 @@ impl NodeShared {
         })?;
         xtreem_net::tls::cert_from_pem(&bundle.ca_cert_pem)
             .map_err(|e| Status::invalid_argument(format!("bundle CA: {e}")))?;
+        for policy in &bundle.vo_policies {
+            if policy.kind != "vo" || !bundle.issuers.iter().any(|i| i.vo == policy.name) {
+                return Err(Status::invalid_argument(format!(
+                    "bundle of site {} carries a {} policy for {}: a bundle carries only its own VOs' policies",
+                    bundle.site, policy.kind, policy.name
+                )));
+            }
+            xtreem_policy::PolicyStore::new()
+                .check(&xtreem_policy::Level::Vo(policy.name.clone()), &policy.text)
+                .map_err(|e| {
+                    Status::invalid_argument(format!("bundle policy of VO {}: {e}", policy.name))
+                })?;
+        }
         for issuer in &bundle.issuers {
             if issuer.site != bundle.site {
                 return Err(Status::invalid_argument(format!(
@@ -251,8 +275,11 @@ impl NodeShared {
         let trusted = TrustedSite {
             site: bundle.site.clone(),
             ca_cert_pem: bundle.ca_cert_pem.clone(),
-            vos_json: serde_json::to_string(&bundle.issuers)
-                .map_err(|e| Status::internal(e.to_string()))?,
+            vos_json: serde_json::to_string(&ForeignVos {
+                issuers: bundle.issuers.clone(),
+                policies: bundle.vo_policies.clone(),
+            })
+            .map_err(|e| Status::internal(e.to_string()))?,
             trusted_unix: xtreem_util::time::unix_now(),
         };
         let store = Arc::clone(&self.store);
@@ -403,6 +430,9 @@ struct SiteBundle {
     site: String,
     ca_cert_pem: String,
     issuers: Vec<TrustedIssuer>,
+    /// The VOs' own policies, which travel with them.
+    #[serde(default)]
+    vo_policies: Vec<PolicyEntry>,
 }
 
 fn open_accounts(

@@ -19,6 +19,8 @@ pub struct NodeSpec {
     pub ip: Ipv4Addr,
     pub heartbeat_interval: String,
     pub node_cert_lifetime: String,
+    /// TOML tables appended to the generated config (e.g. `[auth]`).
+    pub extra_config: String,
 }
 
 impl NodeSpec {
@@ -29,6 +31,7 @@ impl NodeSpec {
             ip,
             heartbeat_interval: "500ms".into(),
             node_cert_lifetime: "1h".into(),
+            extra_config: String::new(),
         }
     }
 }
@@ -120,6 +123,8 @@ impl NodeProc {
             block,
             block + 999
         ));
+        text.push_str(&self.spec.extra_config);
+        text.push('\n');
         if let Some((core, token)) = join {
             text.push_str(&format!("\n[join]\ncore = {core:?}\ntoken = {token:?}\n"));
             self.join_core = Some(core.to_owned());

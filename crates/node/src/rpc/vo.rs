@@ -88,7 +88,10 @@ impl VoService {
             .verify(&token)
             .map_err(|e| Status::unauthenticated(e.to_string()))?;
         let vo = credential_vo(&self.shared, &claims)?;
-        Ok(Caller::User { claims: Box::new(claims), vo })
+        Ok(Caller::User {
+            claims: Box::new(claims),
+            vo,
+        })
     }
 
     fn authority(&self) -> Result<Arc<VoAuthority>, Status> {

@@ -19,7 +19,7 @@ use xtreem_vo::{
 };
 
 use super::policies::{self, PolicyCommand, PolicyMachine};
-use super::trust::{PolicyEntry, TrustDocument, TrustedIssuer};
+use super::trust::{ForeignVos, PolicyEntry, TrustDocument, TrustedIssuer};
 use super::vo_status;
 use crate::paths::DataDir;
 
@@ -135,16 +135,30 @@ impl VoAuthority {
             })
             .collect();
         let sec = |e: xtreem_security::SecurityError| Status::internal(e.to_string());
+        let mut foreign_policies: Vec<PolicyEntry> = Vec::new();
         for trusted in self.store.read(site_query::trusted_sites).map_err(sec)? {
-            match serde_json::from_str::<Vec<TrustedIssuer>>(&trusted.vos_json) {
-                Ok(foreign) => issuers.extend(foreign),
+            match serde_json::from_str::<ForeignVos>(&trusted.vos_json) {
+                Ok(foreign) => {
+                    issuers.extend(foreign.issuers);
+                    foreign_policies.extend(foreign.policies);
+                }
                 Err(e) => {
                     tracing::error!(site = %trusted.site, error = %e, "stored bundle unreadable; its VOs are not trusted")
                 }
             }
         }
         let served = self.store.read(site_query::served_vos).map_err(sec)?;
-        let policies = self.store.read(policies::all).map_err(sec)?;
+        let mut policies = self.store.read(policies::all).map_err(sec)?;
+        // A foreign VO's policy comes from its home site; one this site set
+        // for the same VO is kept instead.
+        for p in foreign_policies {
+            if !policies
+                .iter()
+                .any(|q| q.kind == p.kind && q.name == p.name)
+            {
+                policies.push(p);
+            }
+        }
         Ok(TrustDocument {
             site: self.site.clone(),
             issuers,

@@ -43,6 +43,13 @@ impl PolicyEntry {
     }
 }
 
+/// What a site keeps of another site's bundle: its VOs and their policies.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForeignVos {
+    pub issuers: Vec<TrustedIssuer>,
+    pub policies: Vec<PolicyEntry>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrustDocument {
     pub site: String,
