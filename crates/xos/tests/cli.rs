@@ -181,6 +181,10 @@ fn the_demo_runs_a_grid_and_stops_it_cleanly() {
         "answered by node-2 (via node-1)",
         "answered by node-3 (via node-1)",
         "already used by node node-2",
+        "vo approve demo bob   (as alice) -> active /demo:member",
+        "user alice  vo demo  groups /demo  roles /demo:admin",
+        "user bob  vo demo  groups /demo  roles /demo:member",
+        "(xvo-demo-",
         "node-3: exited with code 0",
     ] {
         assert!(all.contains(expected), "{expected:?} missing from:\n{all}");

@@ -6,7 +6,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use xtreem_client::Client;
+use xtreem_client::{Client, Profile, VoClient};
+use xtreem_proto::vo as pb;
 use xtreem_testkit::{Grid, NodeSpec, xosd_next_to_current_exe};
 use xtreem_util::time::unix_now;
 
@@ -25,7 +26,7 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         None => Grid::new(&xosd)?,
     };
     grid.use_one_ip(Ipv4Addr::LOCALHOST);
-    let total = 5;
+    let total = 7;
     println!(
         "Xtreem demo: a grid of {} xosd processes on 127.0.0.1, files in {}",
         args.nodes,
@@ -141,15 +142,35 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         println!("    (answered by {})", list.answered_by);
     }
 
+    step(5, total, "a Virtual Organization: xos user add alice bob; xos vo create demo --admin alice; xos site serve demo");
+    let users = vo_demo(&grid).await?;
+
+    step(6, total, "single sign-on: `xos login` once, then `xos whoami` on any node (verified offline there)");
+    for (name, dir) in &users {
+        let profile = Profile::load(dir)?;
+        let token = profile.token(None).context("saved credential")?;
+        let target = if name == "alice" { 0 } else { 1 };
+        let endpoint = grid.node(target).rpc.clone();
+        let w = whoami_when_trusted(&profile, &endpoint, &token).await?;
+        println!("  $ XOS_CONFIG_DIR={} xos whoami --endpoint {endpoint}", dir.display());
+        println!("    user {}  vo {}  groups {}  roles {}", w.subject, w.vo, w.groups.join(","), w.roles.join(","));
+        println!("    scopes {}", w.scope);
+        println!("    expires {}", crate::output::until(w.expires_unix, unix_now()));
+        if w.uid >= 0 {
+            println!("    account uid {} gid {} ({}) on {}", w.uid, w.gid, w.local_user, w.node);
+        }
+    }
+
     if args.keep {
         let admin_dir = grid.admin_dir();
         let rpc = grid.node(core).rpc.clone();
         let (dir, pids) = grid.keep();
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-        step(5, total, "the grid keeps running");
+        step(7, total, "the grid keeps running");
         println!("  export XOS_CONFIG_DIR={}", admin_dir.display());
         println!("  xos node list                       # asks {rpc}");
         println!("  xos node join-token --ttl 10m");
+        println!("  XOS_CONFIG_DIR={}/alice xos whoami   # alice (VO admin), bob in .../bob; passwords in the demo source", dir.display());
         println!(
             "  stop it: kill {}   (files stay in {})",
             pids.join(" "),
@@ -158,7 +179,7 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    step(5, total, "stop every node with SIGTERM");
+    step(7, total, "stop every node with SIGTERM");
     for (name, code) in grid.stop_all().await {
         match code {
             Ok(c) => println!("  {name}: exited with code {c}"),
@@ -191,4 +212,73 @@ fn render(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
                 .to_owned()
         })
         .collect()
+}
+
+/// Demo passwords: a demo grid on loopback, not a secret.
+const DEMO_PASSWORDS: [(&str, &str); 2] = [("alice", "alice-demo-password"), ("bob", "bob-demo-password")];
+
+/// Creates users alice and bob, VO demo with alice as admin, serves it;
+/// bob asks to join and alice approves; both log in. Returns each user's
+/// config dir.
+async fn vo_demo(grid: &Grid) -> anyhow::Result<Vec<(String, std::path::PathBuf)>> {
+    let admin_profile = Profile::load(&grid.admin_dir())?;
+    let endpoint = admin_profile.endpoint.clone();
+    let mut admin = VoClient::connect(&admin_profile, &endpoint, true, None)?;
+    for (user, password) in DEMO_PASSWORDS {
+        admin.add_user(pb::AddUserRequest { name: user.into(), password: password.into() }).await?;
+    }
+    let vo = admin.create_vo(pb::CreateVoRequest { name: "demo".into(), first_admin: "alice".into() }).await?;
+    admin.serve_vo(pb::ServeVoRequest { vo: "demo".into(), ..Default::default() }).await?;
+    println!("  VO demo created, issuer {}, signing key {}", vo.issuer, vo.keys.first().map(|k| k.kid.as_str()).unwrap_or("-"));
+
+    let mut dirs = Vec::new();
+    for (user, _) in DEMO_PASSWORDS {
+        let dir = grid.root().join(user);
+        Profile::create(&dir, &admin_profile.site, &endpoint, &admin_profile.ca_pem)?;
+        dirs.push((user.to_owned(), dir));
+    }
+    let login = |user: &'static str, password: &'static str, dir: std::path::PathBuf| {
+        let endpoint = endpoint.clone();
+        async move {
+            let mut profile = Profile::load(&dir)?;
+            let r = VoClient::connect(&profile, &endpoint, false, None)?
+                .login(pb::LoginRequest { user: user.into(), password: password.into(), vo: "demo".into(), ttl_seconds: 12 * 3600 })
+                .await?;
+            profile.save_token(&r.vo, &r.token)?;
+            println!("  $ xos login --user {user} --vo demo   -> credential saved in {} (mode 0600)", dir.join("tokens/demo.jwt").display());
+            anyhow::Ok(profile)
+        }
+    };
+    let (alice_pw, bob_pw) = (DEMO_PASSWORDS[0].1, DEMO_PASSWORDS[1].1);
+    let alice = login("alice", alice_pw, dirs[0].1.clone()).await?;
+    let bob_profile = Profile::load(&dirs[1].1)?;
+    let member = VoClient::connect(&bob_profile, &endpoint, false, None)?
+        .request_join(pb::RequestJoinRequest { vo: "demo".into(), user: "bob".into(), password: bob_pw.into() })
+        .await?;
+    println!("  $ xos vo join demo --user bob          -> {}", member.state);
+    let member = VoClient::connect(&alice, &endpoint, false, alice.token(None))?
+        .decide(pb::DecideRequest { vo: "demo".into(), user: "bob".into(), approve: true })
+        .await?;
+    println!("  $ xos vo approve demo bob   (as alice) -> {} {}", member.state, member.roles.join(" "));
+    login("bob", bob_pw, dirs[1].1.clone()).await?;
+    Ok(dirs)
+}
+
+/// Whoami, retried while the node has not yet received the VO's key with
+/// its heartbeat (at most a few seconds).
+async fn whoami_when_trusted(profile: &Profile, endpoint: &str, token: &str) -> anyhow::Result<pb::WhoamiResponse> {
+    let mut attempts = 0;
+    loop {
+        let result = VoClient::connect(profile, endpoint, false, Some(token.to_owned()))?
+            .whoami(pb::WhoamiRequest {})
+            .await;
+        match result {
+            Ok(w) if w.uid >= 0 || attempts >= 100 => return Ok(w),
+            Ok(_) => {}
+            Err(e) if attempts >= 100 => return Err(e.into()),
+            Err(_) => {}
+        }
+        attempts += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
