@@ -1,5 +1,6 @@
 //! Plain HTTP for probes and scrapers: `/healthz` (the process serves),
-//! `/readyz` (the node has its certificate and serves RPC), `/metrics`.
+//! `/readyz` (the node has its certificate and serves RPC), `/metrics`, and
+//! `/vo/NAME/jwks.json` (the VO keys this node accepts).
 //! It carries no credentials and changes nothing, so it binds to loopback by
 //! default; the RPC port is where authenticated traffic goes.
 
@@ -32,6 +33,7 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/vo/{vo}/jwks.json", get(jwks))
         .with_state(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -50,6 +52,33 @@ async fn healthz(State(s): State<Arc<HttpState>>) -> impl IntoResponse {
         [(header::CONTENT_TYPE, "application/json")],
         body.to_string(),
     )
+}
+
+/// A VO's published keys as a JWKS document (RFC 7517), from the trust
+/// document this node verifies with: the keys it accepts right now.
+async fn jwks(
+    State(s): State<Arc<HttpState>>,
+    axum::extract::Path(vo): axum::extract::Path<String>,
+) -> impl IntoResponse {
+    let trusted = s.node.trust.current();
+    match trusted.doc.issuers.iter().find(|i| i.vo == vo) {
+        Some(issuer) => {
+            let set = xtreem_token::Jwks {
+                keys: issuer.keys.iter().map(|k| k.to_jwk()).collect(),
+            };
+            let body = serde_json::to_string_pretty(&set).unwrap_or_default();
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/jwk-set+json")],
+                body,
+            )
+        }
+        None => (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain")],
+            format!("this node trusts no VO named {vo}\n"),
+        ),
+    }
 }
 
 async fn readyz(State(s): State<Arc<HttpState>>) -> impl IntoResponse {

@@ -177,6 +177,17 @@ async fn one_login_is_verified_offline_on_every_node_and_maps_a_pool_uid() {
         );
         assert_eq!(w.node, format!("node-{}", i + 1));
     }
+    // Every node publishes the VO's keys as a JWKS document.
+    let (code, body) = xtreem_testkit::http_get(&grid.node(1).http, "/vo/demo/jwks.json").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let jwks: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(jwks["keys"][0]["crv"], "Ed25519");
+    assert_eq!(
+        xtreem_testkit::http_get(&grid.node(1).http, "/vo/nope/jwks.json")
+            .unwrap()
+            .0,
+        404
+    );
     // The site admin sees the mapping on node-2.
     let accounts = admin_client(&grid, 1)
         .list_accounts(pb::Empty {})
