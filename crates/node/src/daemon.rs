@@ -561,12 +561,6 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
     let transport = Arc::new(TransportStats::default());
     let registry = metrics::registry(&shared.metrics, Arc::clone(&transport), Arc::clone(&tls));
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(http::serve(
-        http_listener,
-        Arc::clone(&shared),
-        registry,
-        stop.clone(),
-    ));
 
     let socket_path = shared.data.admin_socket();
     let _ = std::fs::remove_file(&socket_path);
@@ -588,6 +582,14 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
             .map_err(std::io::Error::other)
     });
 
+    // /healthz answers only once the admin socket exists, so a probe that
+    // sees the node healthy can use it.
+    tasks.spawn(http::serve(
+        http_listener,
+        Arc::clone(&shared),
+        registry,
+        stop.clone(),
+    ));
     let endpoints = Endpoints {
         node: shared.config.name.as_str(),
         rpc: &shared.rpc_endpoint,
