@@ -607,10 +607,10 @@ async fn a_tampered_audit_log_is_found_and_named() {
 }
 
 #[tokio::test]
-async fn acknowledged_membership_changes_survive_kill_9_of_the_vo_node() {
+async fn acknowledged_membership_changes_survive_kill_9_of_the_vo_node_mid_burst() {
     let mut grid = vo_site().await;
     let mut admin = admin_client(&grid, 0);
-    let users: Vec<String> = (0..8).map(|k| format!("user{k}")).collect();
+    let users: Vec<String> = (0..40).map(|k| format!("user{k}")).collect();
     for u in &users {
         admin
             .add_user(pb::AddUserRequest {
@@ -621,10 +621,54 @@ async fn acknowledged_membership_changes_survive_kill_9_of_the_vo_node() {
             .unwrap();
     }
     let alice = login(&grid, "alice", "demo").await;
-    for u in &users {
-        join(&grid, u, &alice).await;
+    // A burst of requests and approvals; each acknowledgement is recorded as
+    // it arrives, and the node is killed while the burst is still going.
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<(String, &'static str)>();
+    let profile = profile(&grid);
+    let endpoint = grid.node(0).rpc.clone();
+    let burst = {
+        let users = users.clone();
+        tokio::spawn(async move {
+            for u in users {
+                let mut anon = VoClient::connect(&profile, &endpoint, false, None).unwrap();
+                if anon
+                    .request_join(pb::RequestJoinRequest {
+                        vo: "demo".into(),
+                        user: u.clone(),
+                        password: PASSWORD.into(),
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = acked_tx.send((u.clone(), "requested"));
+                let mut admin =
+                    VoClient::connect(&profile, &endpoint, false, Some(alice.clone())).unwrap();
+                if admin
+                    .decide(pb::DecideRequest {
+                        vo: "demo".into(),
+                        user: u.clone(),
+                        approve: true,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                let _ = acked_tx.send((u, "active"));
+            }
+        })
+    };
+    let mut acked = Vec::new();
+    while acked.len() < 12 {
+        acked.push(acked_rx.recv().await.expect("burst ended early"));
     }
     grid.kill9(0).unwrap();
+    let _ = burst.await;
+    while let Ok(a) = acked_rx.try_recv() {
+        acked.push(a);
+    }
     grid.restart(0).await.unwrap();
     let detail = admin_client(&grid, 0)
         .show_vo(pb::VoName {
@@ -632,16 +676,27 @@ async fn acknowledged_membership_changes_survive_kill_9_of_the_vo_node() {
         })
         .await
         .unwrap();
-    for u in &users {
+    for (user, state) in &acked {
         let m = detail
             .members
             .iter()
-            .find(|m| &m.user == u)
-            .unwrap_or_else(|| panic!("{u} lost"));
-        assert_eq!(m.state, "active", "{u}");
+            .find(|m| &m.user == user)
+            .unwrap_or_else(|| panic!("acknowledged {state} of {user} lost"));
+        if *state == "active" {
+            assert_eq!(m.state, "active", "{user}");
+        }
     }
+    assert!(
+        acked.len() < users.len() * 2,
+        "the kill came after the burst; the test proved nothing"
+    );
     // The VO key survived too: a new login verifies on node-2.
-    let token = login(&grid, "user3", "demo").await;
+    let approved = acked
+        .iter()
+        .find(|(_, s)| *s == "active")
+        .map(|(u, _)| u.clone())
+        .unwrap();
+    let token = login(&grid, &approved, "demo").await;
     whoami_eventually(&grid, 1, &token, |r| r.is_ok())
         .await
         .unwrap();
