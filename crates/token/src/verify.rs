@@ -2,6 +2,9 @@
 //! holds, never calling the VO service.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -9,13 +12,24 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use crate::{CLOCK_SKEW_SECS, Claims, PublicKey, TokenError};
 
 /// The keys and audiences a node accepts.
+///
+/// A node sees the same credential on request after request, and one
+/// Ed25519 check costs tens of microseconds on a small core, so credentials
+/// that passed are remembered (by SHA-256 of the token) in a bounded cache.
+/// A cache hit still checks expiry and not-before against the clock; a
+/// credential that failed is never remembered; a node that learns of a
+/// withdrawn key builds a new `Verifier`, whose cache starts empty.
 #[derive(Clone, Default)]
 pub struct Verifier {
     /// (issuer, kid) -> key
     keys: HashMap<(String, String), DecodingKey>,
     issuers: HashMap<String, usize>,
     audiences: Vec<String>,
+    verified: Arc<Mutex<HashMap<[u8; 32], Claims>>>,
 }
+
+/// Credentials remembered as verified; past this, a part is forgotten.
+const VERIFIED_CACHE_ENTRIES_MAX: usize = 16_384;
 
 /// Credentials larger than this are refused before any parsing.
 const TOKEN_BYTES_MAX: usize = 16 * 1024;
@@ -26,6 +40,7 @@ impl Verifier {
             keys: HashMap::new(),
             issuers: HashMap::new(),
             audiences,
+            verified: Arc::new(Mutex::new(HashMap::new())),
         }
     }
 
@@ -52,8 +67,44 @@ impl Verifier {
         self.verify_at(token, xtreem_util::time::unix_now())
     }
 
-    /// Verifies at time `now` (Unix seconds).
+    /// Verifies at time `now` (Unix seconds), from the cache of credentials
+    /// already verified when possible.
     pub fn verify_at(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        if token.len() > TOKEN_BYTES_MAX {
+            return Err(TokenError::Malformed(format!(
+                "longer than {TOKEN_BYTES_MAX} bytes"
+            )));
+        }
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let cached = self
+            .verified
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&digest).cloned());
+        let claims = match cached {
+            Some(claims) => claims,
+            None => {
+                let claims = self.verify_uncached_at(token, now)?;
+                if let Ok(mut cache) = self.verified.lock() {
+                    if cache.len() >= VERIFIED_CACHE_ENTRIES_MAX {
+                        // Forget the expired first, then anything, to stay bounded.
+                        cache.retain(|_, c| c.exp + CLOCK_SKEW_SECS >= now);
+                        if cache.len() >= VERIFIED_CACHE_ENTRIES_MAX {
+                            cache.clear();
+                        }
+                    }
+                    cache.insert(digest, claims.clone());
+                }
+                return Ok(claims);
+            }
+        };
+        check_time(&claims, now)?;
+        Ok(claims)
+    }
+
+    /// Verifies in full: parse, signature, claims. What a credential costs
+    /// the first time a node sees it.
+    pub fn verify_uncached_at(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         if token.len() > TOKEN_BYTES_MAX {
             return Err(TokenError::Malformed(format!(
                 "longer than {TOKEN_BYTES_MAX} bytes"
@@ -106,18 +157,23 @@ impl Verifier {
             _ => TokenError::Malformed(e.to_string()),
         })?;
         let claims = data.claims;
-        // Our own time checks, so tests and the bench can pin `now`.
-        if now > claims.exp + CLOCK_SKEW_SECS {
-            return Err(TokenError::Expired(now - claims.exp));
-        }
-        if claims.nbf > now + CLOCK_SKEW_SECS {
-            return Err(TokenError::NotYetValid(claims.nbf));
-        }
+        check_time(&claims, now)?;
         if claims.jti.is_empty() {
             return Err(TokenError::MissingClaim("jti"));
         }
         Ok(claims)
     }
+}
+
+/// Our own time checks, so tests and the bench can pin `now`.
+fn check_time(claims: &Claims, now: u64) -> Result<(), TokenError> {
+    if now > claims.exp + CLOCK_SKEW_SECS {
+        return Err(TokenError::Expired(now - claims.exp));
+    }
+    if claims.nbf > now + CLOCK_SKEW_SECS {
+        return Err(TokenError::NotYetValid(claims.nbf));
+    }
+    Ok(())
 }
 
 fn static_claim(name: &str) -> &'static str {

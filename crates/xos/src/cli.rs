@@ -372,4 +372,19 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 10_000)]
         count: u32,
     },
+    /// VO security: credential verification, policy decisions, login round trip.
+    #[command(
+        after_help = "Example:\n  xos bench auth\n  xos bench auth --verifications 200000 --decisions 10000 --logins 200"
+    )]
+    Auth {
+        /// Credential verifications to time (one thread, full signature check each).
+        #[arg(long, default_value_t = 200_000)]
+        verifications: u32,
+        /// Authorization decisions to time, each individually, with 100 policies loaded.
+        #[arg(long, default_value_t = 10_000)]
+        decisions: u32,
+        /// Logins to time on loopback (per variant: fresh connection, reused connection, `xos login` process).
+        #[arg(long, default_value_t = 200)]
+        logins: u32,
+    },
 }

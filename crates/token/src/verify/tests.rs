@@ -154,3 +154,32 @@ fn garbage_never_panics() {
     }
     assert!(v.verify_at(&"a".repeat(20_000), NOW).is_err());
 }
+
+#[test]
+fn a_remembered_credential_still_expires_and_a_refused_one_is_not_remembered() {
+    let (key, v) = setup();
+    let token = key.sign(&claims()).unwrap();
+    assert!(v.verify_at(&token, NOW).is_ok());
+    assert!(v.verify_at(&token, NOW + 10).is_ok());
+    assert!(matches!(
+        v.verify_at(&token, NOW + 3600 + 61),
+        Err(TokenError::Expired(_))
+    ));
+    // A forged token is refused every time, not just the first.
+    let stranger = SigningKey::generate("demo-1")
+        .unwrap()
+        .sign(&claims())
+        .unwrap();
+    assert_eq!(v.verify_at(&stranger, NOW), Err(TokenError::Signature));
+    assert_eq!(v.verify_at(&stranger, NOW), Err(TokenError::Signature));
+}
+
+#[test]
+fn a_new_verifier_without_the_key_refuses_what_the_old_one_remembered() {
+    let (key, v) = setup();
+    let token = key.sign(&claims()).unwrap();
+    assert!(v.verify_at(&token, NOW).is_ok());
+    // The key was withdrawn: the node builds a verifier without it.
+    let fresh = Verifier::new(vec![Audience::ANY_SITE.into()]);
+    assert!(fresh.verify_at(&token, NOW).is_err());
+}

@@ -142,22 +142,45 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         println!("    (answered by {})", list.answered_by);
     }
 
-    step(5, total, "a Virtual Organization: xos user add alice bob; xos vo create demo --admin alice; xos site serve demo");
+    step(
+        5,
+        total,
+        "a Virtual Organization: xos user add alice bob; xos vo create demo --admin alice; xos site serve demo",
+    );
     let users = vo_demo(&grid).await?;
 
-    step(6, total, "single sign-on: `xos login` once, then `xos whoami` on any node (verified offline there)");
+    step(
+        6,
+        total,
+        "single sign-on: `xos login` once, then `xos whoami` on any node (verified offline there)",
+    );
     for (name, dir) in &users {
         let profile = Profile::load(dir)?;
         let token = profile.token(None).context("saved credential")?;
         let target = if name == "alice" { 0 } else { 1 };
         let endpoint = grid.node(target).rpc.clone();
         let w = whoami_when_trusted(&profile, &endpoint, &token).await?;
-        println!("  $ XOS_CONFIG_DIR={} xos whoami --endpoint {endpoint}", dir.display());
-        println!("    user {}  vo {}  groups {}  roles {}", w.subject, w.vo, w.groups.join(","), w.roles.join(","));
+        println!(
+            "  $ XOS_CONFIG_DIR={} xos whoami --endpoint {endpoint}",
+            dir.display()
+        );
+        println!(
+            "    user {}  vo {}  groups {}  roles {}",
+            w.subject,
+            w.vo,
+            w.groups.join(","),
+            w.roles.join(",")
+        );
         println!("    scopes {}", w.scope);
-        println!("    expires {}", crate::output::until(w.expires_unix, unix_now()));
+        println!(
+            "    expires {}",
+            crate::output::until(w.expires_unix, unix_now())
+        );
         if w.uid >= 0 {
-            println!("    account uid {} gid {} ({}) on {}", w.uid, w.gid, w.local_user, w.node);
+            println!(
+                "    account uid {} gid {} ({}) on {}",
+                w.uid, w.gid, w.local_user, w.node
+            );
         }
     }
 
@@ -170,7 +193,10 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         println!("  export XOS_CONFIG_DIR={}", admin_dir.display());
         println!("  xos node list                       # asks {rpc}");
         println!("  xos node join-token --ttl 10m");
-        println!("  XOS_CONFIG_DIR={}/alice xos whoami   # alice (VO admin), bob in .../bob; passwords in the demo source", dir.display());
+        println!(
+            "  XOS_CONFIG_DIR={}/alice xos whoami   # alice (VO admin), bob in .../bob; passwords in the demo source",
+            dir.display()
+        );
         println!(
             "  stop it: kill {}   (files stay in {})",
             pids.join(" "),
@@ -215,7 +241,10 @@ fn render(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
 }
 
 /// Demo passwords: a demo grid on loopback, not a secret.
-const DEMO_PASSWORDS: [(&str, &str); 2] = [("alice", "alice-demo-password"), ("bob", "bob-demo-password")];
+const DEMO_PASSWORDS: [(&str, &str); 2] = [
+    ("alice", "alice-demo-password"),
+    ("bob", "bob-demo-password"),
+];
 
 /// Creates users alice and bob, VO demo with alice as admin, serves it;
 /// bob asks to join and alice approves; both log in. Returns each user's
@@ -225,11 +254,30 @@ async fn vo_demo(grid: &Grid) -> anyhow::Result<Vec<(String, std::path::PathBuf)
     let endpoint = admin_profile.endpoint.clone();
     let mut admin = VoClient::connect(&admin_profile, &endpoint, true, None)?;
     for (user, password) in DEMO_PASSWORDS {
-        admin.add_user(pb::AddUserRequest { name: user.into(), password: password.into() }).await?;
+        admin
+            .add_user(pb::AddUserRequest {
+                name: user.into(),
+                password: password.into(),
+            })
+            .await?;
     }
-    let vo = admin.create_vo(pb::CreateVoRequest { name: "demo".into(), first_admin: "alice".into() }).await?;
-    admin.serve_vo(pb::ServeVoRequest { vo: "demo".into(), ..Default::default() }).await?;
-    println!("  VO demo created, issuer {}, signing key {}", vo.issuer, vo.keys.first().map(|k| k.kid.as_str()).unwrap_or("-"));
+    let vo = admin
+        .create_vo(pb::CreateVoRequest {
+            name: "demo".into(),
+            first_admin: "alice".into(),
+        })
+        .await?;
+    admin
+        .serve_vo(pb::ServeVoRequest {
+            vo: "demo".into(),
+            ..Default::default()
+        })
+        .await?;
+    println!(
+        "  VO demo created, issuer {}, signing key {}",
+        vo.issuer,
+        vo.keys.first().map(|k| k.kid.as_str()).unwrap_or("-")
+    );
 
     let mut dirs = Vec::new();
     for (user, _) in DEMO_PASSWORDS {
@@ -242,10 +290,18 @@ async fn vo_demo(grid: &Grid) -> anyhow::Result<Vec<(String, std::path::PathBuf)
         async move {
             let mut profile = Profile::load(&dir)?;
             let r = VoClient::connect(&profile, &endpoint, false, None)?
-                .login(pb::LoginRequest { user: user.into(), password: password.into(), vo: "demo".into(), ttl_seconds: 12 * 3600 })
+                .login(pb::LoginRequest {
+                    user: user.into(),
+                    password: password.into(),
+                    vo: "demo".into(),
+                    ttl_seconds: 12 * 3600,
+                })
                 .await?;
             profile.save_token(&r.vo, &r.token)?;
-            println!("  $ xos login --user {user} --vo demo   -> credential saved in {} (mode 0600)", dir.join("tokens/demo.jwt").display());
+            println!(
+                "  $ xos login --user {user} --vo demo   -> credential saved in {} (mode 0600)",
+                dir.join("tokens/demo.jwt").display()
+            );
             anyhow::Ok(profile)
         }
     };
@@ -253,20 +309,39 @@ async fn vo_demo(grid: &Grid) -> anyhow::Result<Vec<(String, std::path::PathBuf)
     let alice = login("alice", alice_pw, dirs[0].1.clone()).await?;
     let bob_profile = Profile::load(&dirs[1].1)?;
     let member = VoClient::connect(&bob_profile, &endpoint, false, None)?
-        .request_join(pb::RequestJoinRequest { vo: "demo".into(), user: "bob".into(), password: bob_pw.into() })
+        .request_join(pb::RequestJoinRequest {
+            vo: "demo".into(),
+            user: "bob".into(),
+            password: bob_pw.into(),
+        })
         .await?;
-    println!("  $ xos vo join demo --user bob          -> {}", member.state);
+    println!(
+        "  $ xos vo join demo --user bob          -> {}",
+        member.state
+    );
     let member = VoClient::connect(&alice, &endpoint, false, alice.token(None))?
-        .decide(pb::DecideRequest { vo: "demo".into(), user: "bob".into(), approve: true })
+        .decide(pb::DecideRequest {
+            vo: "demo".into(),
+            user: "bob".into(),
+            approve: true,
+        })
         .await?;
-    println!("  $ xos vo approve demo bob   (as alice) -> {} {}", member.state, member.roles.join(" "));
+    println!(
+        "  $ xos vo approve demo bob   (as alice) -> {} {}",
+        member.state,
+        member.roles.join(" ")
+    );
     login("bob", bob_pw, dirs[1].1.clone()).await?;
     Ok(dirs)
 }
 
 /// Whoami, retried while the node has not yet received the VO's key with
 /// its heartbeat (at most a few seconds).
-async fn whoami_when_trusted(profile: &Profile, endpoint: &str, token: &str) -> anyhow::Result<pb::WhoamiResponse> {
+async fn whoami_when_trusted(
+    profile: &Profile,
+    endpoint: &str,
+    token: &str,
+) -> anyhow::Result<pb::WhoamiResponse> {
     let mut attempts = 0;
     loop {
         let result = VoClient::connect(profile, endpoint, false, Some(token.to_owned()))?
