@@ -4,7 +4,7 @@
 pub enum TokenError {
     #[error("the credential is not a well-formed JWT: {0}")]
     Malformed(String),
-    #[error("the credential uses algorithm {0}; only EdDSA and ES256 are accepted")]
+    #[error("the credential uses algorithm {0}; only EdDSA (Ed25519) is accepted")]
     Algorithm(String),
     #[error("the credential names no key id (kid)")]
     NoKeyId,

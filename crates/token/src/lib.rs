@@ -7,7 +7,8 @@
 //!   plus `xtreem.roles` and an RFC 8693 `act` chain for delegation.
 //! - [`SigningKey`]: a VO's Ed25519 key; [`PublicKey`] its JWK.
 //! - [`Verifier`]: the keys a node trusts, by issuer and key id, and the
-//!   audiences it accepts. It refuses every algorithm but EdDSA and ES256.
+//!   audiences it accepts. Xtreem signs with Ed25519 only, so every other algorithm (none, HS256,
+//!   RS256, ES256...) is refused by name.
 //! - [`delegate`]: the rules of token exchange: never a wider scope, never a
 //!   later expiry, never another audience than allowed.
 //!

@@ -113,7 +113,7 @@ impl Verifier {
         // Name the algorithm ourselves first: jsonwebtoken cannot even parse
         // a header saying `none`, and the holder deserves to hear why.
         let alg = unverified_header_alg(token)?;
-        if alg != "EdDSA" && alg != "ES256" {
+        if alg != "EdDSA" {
             return Err(TokenError::Algorithm(alg));
         }
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
@@ -121,7 +121,7 @@ impl Verifier {
             ErrorKind::InvalidAlgorithmName => TokenError::Algorithm("unknown".into()),
             _ => TokenError::Malformed(e.to_string()),
         })?;
-        if header.alg != Algorithm::EdDSA && header.alg != Algorithm::ES256 {
+        if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Algorithm(format!("{:?}", header.alg)));
         }
         let kid = header.kid.ok_or(TokenError::NoKeyId)?;
