@@ -84,6 +84,7 @@ fn alg_none_and_hs256_are_refused() {
         r#"{"alg":"none","kid":"demo-1"}"#,
         r#"{"alg":"HS256","kid":"demo-1","typ":"JWT"}"#,
         r#"{"alg":"RS256","kid":"demo-1"}"#,
+        r#"{"alg":"ES256","kid":"demo-1"}"#,
     ] {
         let err = v.verify_at(&forge(header, &payload), NOW).unwrap_err();
         assert!(matches!(err, TokenError::Algorithm(_)), "{header}: {err}");
