@@ -222,17 +222,7 @@ impl Authority {
             &hash,
             now,
         )?;
-        let issued = self.ca.sign(
-            &self.site,
-            &CertRequest {
-                csr_der,
-                kind: PrincipalKind::Node,
-                name: node.as_str(),
-                hosts: &host_of(&endpoint),
-                lifetime: self.cert_lifetime,
-                now_unix: now,
-            },
-        )?;
+        let issued = self.sign_node(csr_der, &node, &endpoint, now)?;
         execute(
             &self.store,
             SiteCommand::Enroll {
@@ -254,6 +244,27 @@ impl Authority {
         Ok(issued)
     }
 
+    /// A node certificate for `node` at `endpoint`, with this site's lifetime.
+    fn sign_node(
+        &self,
+        csr_der: &[u8],
+        node: &NodeName,
+        endpoint: &str,
+        now: u64,
+    ) -> Result<IssuedCert> {
+        self.ca.sign(
+            &self.site,
+            &CertRequest {
+                csr_der,
+                kind: PrincipalKind::Node,
+                name: node.as_str(),
+                hosts: &host_of(endpoint),
+                lifetime: self.cert_lifetime,
+                now_unix: now,
+            },
+        )
+    }
+
     /// Renews the certificate of an enrolled node for a new CSR.
     pub async fn renew(
         &self,
@@ -269,17 +280,7 @@ impl Authority {
             return Err(SecurityError::NodeRemoved(node.to_string()));
         }
         let now = unix_now();
-        let issued = self.ca.sign(
-            &self.site,
-            &CertRequest {
-                csr_der,
-                kind: PrincipalKind::Node,
-                name: node.as_str(),
-                hosts: &host_of(&endpoint),
-                lifetime: self.cert_lifetime,
-                now_unix: now,
-            },
-        )?;
+        let issued = self.sign_node(csr_der, node, &endpoint, now)?;
         execute(
             &self.store,
             SiteCommand::RecordCertificate {
