@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "proto/xtreem/fabric/v1/fabric.proto",
         "proto/xtreem/vo/v1/vo.proto",
+        "proto/xtreem/directory/v1/directory.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

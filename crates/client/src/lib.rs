@@ -9,12 +9,14 @@
 //! except over the local Unix socket, whose peer the kernel vouches for.
 
 mod credentials;
+pub mod directory;
 mod error;
 pub mod local;
 mod profile;
 pub mod vo;
 
 pub use credentials::{Credentials, config_dir};
+pub use directory::{DirectoryClient, QueryAnswer};
 pub use error::{ClientError, Result};
 pub use profile::Profile;
 pub use vo::VoClient;

@@ -30,6 +30,16 @@ fn server_name(endpoint: &str) -> Result<ServerName<'static>> {
 /// A lazily connecting channel to `endpoint` (`host:port`) over TLS with
 /// `config`. The first RPC makes the connection; failures surface there.
 pub fn connect(endpoint: &str, config: Arc<ClientConfig>) -> Result<Channel> {
+    connect_from(endpoint, config, None)
+}
+
+/// Like [`connect`], with connections leaving from `local` (a node's own
+/// address), as they would from a host with that address only.
+pub fn connect_from(
+    endpoint: &str,
+    config: Arc<ClientConfig>,
+    local: Option<std::net::IpAddr>,
+) -> Result<Channel> {
     let name = server_name(endpoint)?;
     let uri = format!("http://{endpoint}");
     let ep = Endpoint::from_shared(uri).map_err(|e| NetError::Connect {
@@ -46,7 +56,22 @@ pub fn connect(endpoint: &str, config: Arc<ClientConfig>) -> Result<Channel> {
         let name = name.clone();
         let target = target.clone();
         async move {
-            let tcp = TcpStream::connect(&target).await?;
+            let tcp = match local {
+                None => TcpStream::connect(&target).await?,
+                Some(ip) => {
+                    let remote = tokio::net::lookup_host(&target)
+                        .await?
+                        .next()
+                        .ok_or_else(|| std::io::Error::other("no address for the endpoint"))?;
+                    let socket = if ip.is_ipv4() {
+                        tokio::net::TcpSocket::new_v4()?
+                    } else {
+                        tokio::net::TcpSocket::new_v6()?
+                    };
+                    socket.bind(std::net::SocketAddr::new(ip, 0))?;
+                    socket.connect(remote).await?
+                }
+            };
             tcp.set_nodelay(true)?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, tcp)

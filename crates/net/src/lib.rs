@@ -24,7 +24,7 @@ mod revocation;
 pub mod server;
 pub mod tls;
 
-pub use error::{NetError, Result};
+pub use error::{CertRefusal, NetError, Result};
 pub use identity::{PeerIdentity, PrincipalKind, identity_from_der, spiffe_uri};
 pub use revocation::RevocationSet;
 pub use server::ConnInfo;

@@ -354,11 +354,49 @@ impl Authority {
         )
         .await?;
         self.reload_revocations()?;
+        // The removed node knew the gossip key: members move to a new one
+        // (accepting the old one until the rotation has reached them all).
+        self.rotate_gossip_key().await?;
         tracing::info!(node = %node, "node removed and its certificates revoked");
         Ok(match outcome {
             SiteOutcome::Revoked { certificates } => certificates,
             SiteOutcome::Done => 0,
         })
+    }
+
+    /// A fresh random site gossip key; the current one becomes the previous.
+    pub async fn rotate_gossip_key(&self) -> Result<()> {
+        let key: [u8; 32] = rand::random();
+        execute(&self.store, SiteCommand::RotateGossipKey { key }).await?;
+        Ok(())
+    }
+
+    /// The site's gossip keyring and roster, making a key if there is none.
+    pub async fn gossip_state(&self) -> Result<xtreem_security::site::GossipState> {
+        let state = self.store.read(query::gossip)?;
+        if state.key.is_some() {
+            return Ok(state);
+        }
+        self.rotate_gossip_key().await?;
+        Ok(self.store.read(query::gossip)?)
+    }
+
+    /// Registers a node's gossip identity unless the roster already has it.
+    pub async fn record_gossip_member(
+        &self,
+        member: xtreem_security::site::GossipMemberRecord,
+    ) -> Result<()> {
+        let state = self.store.read(query::gossip)?;
+        if state.roster.contains(&member) {
+            return Ok(());
+        }
+        execute(&self.store, SiteCommand::RecordGossipMember { member }).await?;
+        Ok(())
+    }
+
+    /// The gossip state as stored, without creating a key.
+    pub fn stored_gossip_state(&self) -> Result<xtreem_security::site::GossipState> {
+        self.store.read(query::gossip)
     }
 
     fn touch(&self, node: &str) {

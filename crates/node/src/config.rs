@@ -21,7 +21,15 @@
 //!
 //! [fabric]
 //! heartbeat_interval = "2s"
+//!
+//! [directory]                  # what this node publishes about itself
+//! tags = ["gpu"]               # admin tags, matched by `tag:gpu`
+//! labels = { rack = "r12" }    # matched by `label:rack==r12`
+//! sample_interval = "2s"       # dynamic attributes (load, free memory...)
 //! ```
+//!
+//! `[listen] gossip` is the UDP address of the site's gossip (default: the
+//! RPC address with port + 1).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -59,6 +67,33 @@ struct RawConfig {
     auth: RawAuth,
     #[serde(default)]
     accounts: RawAccounts,
+    #[serde(default)]
+    directory: RawDirectory,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    tags: Option<Spanned<Vec<String>>>,
+    labels: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    #[serde(default, deserialize_with = "optional_duration_spanned")]
+    sample_interval: Option<Spanned<Duration>>,
+}
+
+fn optional_duration_spanned<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Spanned<Duration>>, D::Error> {
+    duration(d).map(Some)
+}
+
+/// What a node publishes about itself in the directory.
+#[derive(Debug, Clone)]
+pub struct DirectoryConfig {
+    pub tags: std::collections::BTreeSet<String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// How often dynamic attributes are sampled and pushed (at most 5 s, so
+    /// the directory is never more than 5 s stale).
+    pub sample_interval: Duration,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -103,6 +138,7 @@ pub struct AccountsConfig {
 struct RawListen {
     rpc: SocketAddr,
     http: SocketAddr,
+    gossip: Option<SocketAddr>,
     advertise: Option<Spanned<String>>,
 }
 
@@ -180,6 +216,8 @@ pub struct NodeConfig {
     pub roles: Vec<Role>,
     pub listen_rpc: SocketAddr,
     pub listen_http: SocketAddr,
+    /// UDP address of the site gossip.
+    pub listen_gossip: SocketAddr,
     /// How others reach the RPC port; `None` means "the bound address".
     pub advertise: Option<String>,
     pub join: Option<JoinConfig>,
@@ -188,6 +226,7 @@ pub struct NodeConfig {
     /// LDAP simple-bind login, as a second backend beside local accounts.
     pub ldap: Option<xtreem_ldapauth::LdapConfig>,
     pub accounts: AccountsConfig,
+    pub directory: DirectoryConfig,
 }
 
 impl NodeConfig {
@@ -355,7 +394,18 @@ impl NodeConfig {
             scratch_root: raw.accounts.scratch_root,
         };
 
+        let directory = directory_config(raw.directory, &refuse)?;
+        let listen_gossip = raw.listen.gossip.unwrap_or_else(|| {
+            let port = match raw.listen.rpc.port() {
+                0 => 0,
+                p => p.wrapping_add(1),
+            };
+            SocketAddr::new(raw.listen.rpc.ip(), port)
+        });
+
         Ok(NodeConfig {
+            listen_gossip,
+            directory,
             ldap,
             accounts,
             name: raw.name,
@@ -369,6 +419,80 @@ impl NodeConfig {
             heartbeat_interval,
         })
     }
+}
+
+fn is_word(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+fn directory_config(
+    raw: RawDirectory,
+    refuse: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+) -> Result<DirectoryConfig, ConfigError> {
+    let (span, tags) = raw
+        .tags
+        .map(|t| (t.span(), t.into_inner()))
+        .unwrap_or_default();
+    if tags.len() > 64 {
+        return Err(refuse(span, "key `directory.tags`: at most 64 tags".into()));
+    }
+    if let Some(bad) = tags.iter().find(|t| !is_word(t)) {
+        return Err(refuse(
+            span,
+            format!(
+                "key `directory.tags`: {bad:?} is not a tag (lowercase letters, digits, - and _, at most 63)"
+            ),
+        ));
+    }
+    let (span, labels) = raw
+        .labels
+        .map(|l| (l.span(), l.into_inner()))
+        .unwrap_or_default();
+    if labels.len() > 64 {
+        return Err(refuse(
+            span,
+            "key `directory.labels`: at most 64 labels".into(),
+        ));
+    }
+    for (key, value) in &labels {
+        if !is_word(key) {
+            return Err(refuse(
+                span.clone(),
+                format!(
+                    "key `directory.labels`: {key:?} is not a label key (lowercase letters, digits, - and _, at most 63)"
+                ),
+            ));
+        }
+        if value.len() > 256 || value.chars().any(char::is_control) {
+            return Err(refuse(
+                span.clone(),
+                format!("key `directory.labels.{key}`: values are printable and at most 256 bytes"),
+            ));
+        }
+    }
+    let sample_interval = match raw.sample_interval {
+        None => Duration::from_secs(2),
+        Some(v) => {
+            let span = v.span();
+            let v = v.into_inner();
+            if v < Duration::from_millis(100) || v > Duration::from_secs(5) {
+                return Err(refuse(
+                    span,
+                    "key `directory.sample_interval`: expected between 100ms and 5s (the directory must never be more than 5 s stale)".into(),
+                ));
+            }
+            v
+        }
+    };
+    Ok(DirectoryConfig {
+        tags: tags.into_iter().collect(),
+        labels,
+        sample_interval,
+    })
 }
 
 /// `:LINE:COL (key `table.key`)` for a byte offset in `text`.

@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
 use tokio::sync::watch;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_util::sync::CancellationToken;
@@ -27,10 +27,12 @@ use xtreem_util::roles::Role;
 
 use crate::authority::{Authority, AuthorityParams};
 use crate::config::NodeConfig;
+use crate::directory::DirectoryState;
 use crate::membership::{self, Membership, MembershipCommand, MembershipMachine};
 use crate::metrics::Metrics;
 use crate::paths::DataDir;
 use crate::rpc::admin::NodeAdminService;
+use crate::rpc::directory::DirectoryService;
 use crate::rpc::enrollment::EnrollmentService;
 use crate::rpc::fabric::FabricService;
 use crate::rpc::local_admin::LocalAdminService;
@@ -42,6 +44,8 @@ use crate::vo::trust::{ForeignVos, PolicyEntry, TrustState, TrustedIssuer};
 use crate::{http, member, metrics};
 use xtreem_accounts::{AccountMapper, PoolConfig};
 use xtreem_audit::{AuditEvent, AuditLog, Decision as AuditDecision};
+use xtreem_gossip::{NodeId, NodeKey};
+use xtreem_proto::directory::directory_server::DirectoryServer;
 use xtreem_proto::vo::vo_server::VoServer;
 use xtreem_security::site::{ServedVo, SiteCommand, SiteMachine, TrustedSite};
 
@@ -93,6 +97,8 @@ pub struct NodeShared {
     audit_log: Option<AuditLog>,
     /// Dynamic account mapping (resource nodes).
     pub accounts: Option<Arc<AccountMapper>>,
+    /// Gossip membership and the site's descriptors.
+    pub directory: Arc<DirectoryState>,
 }
 
 impl NodeShared {
@@ -235,6 +241,7 @@ impl NodeShared {
             ca_cert_pem: authority.ca_pem().to_owned(),
             issuers,
             vo_policies,
+            endpoint: self.rpc_endpoint.clone(),
         };
         serde_json::to_string_pretty(&bundle).map_err(|e| Status::internal(e.to_string()))
     }
@@ -281,6 +288,7 @@ impl NodeShared {
             })
             .map_err(|e| Status::internal(e.to_string()))?,
             trusted_unix: xtreem_util::time::unix_now(),
+            endpoint: bundle.endpoint.clone(),
         };
         let store = Arc::clone(&self.store);
         tokio::task::spawn_blocking(move || {
@@ -352,8 +360,15 @@ impl NodeShared {
             .tls
             .client_config()
             .ok_or_else(|| Status::unavailable("this node has no certificate yet"))?;
-        xtreem_net::client::connect(endpoint, config)
+        xtreem_net::client::connect_from(endpoint, config, self.source_ip())
             .map_err(|e| Status::unavailable(e.to_string()))
+    }
+
+    /// The address outgoing connections leave from: the RPC listen
+    /// address, unless that is the wildcard.
+    pub fn source_ip(&self) -> Option<std::net::IpAddr> {
+        let ip = self.config.listen_rpc.ip();
+        (!ip.is_unspecified()).then_some(ip)
     }
 
     /// A channel to the site authority.
@@ -433,6 +448,59 @@ struct SiteBundle {
     /// The VOs' own policies, which travel with them.
     #[serde(default)]
     vo_policies: Vec<PolicyEntry>,
+    /// Where the site's core node answers other sites (directory queries).
+    #[serde(default)]
+    endpoint: String,
+}
+
+/// The gossip signing key (made on first start, kept 0600) and a new
+/// incarnation for this start, so the site tells this life from the last.
+fn open_directory(
+    config: &NodeConfig,
+    data: &DataDir,
+    socket: &UdpSocket,
+    rpc_endpoint: &str,
+) -> anyhow::Result<DirectoryState> {
+    let key_path = data.root().join("gossip.key");
+    let key = match std::fs::read(&key_path) {
+        Ok(pkcs8) => NodeKey::from_pkcs8(&pkcs8).with_context(|| {
+            format!(
+                "{} is not a gossip key; delete it to make a new one",
+                key_path.display()
+            )
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = NodeKey::generate()?;
+            xtreem_security::files::write_private(&key_path, key.pkcs8())?;
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", key_path.display())),
+    };
+    let incarnation_path = data.root().join("gossip.incarnation");
+    let incarnation = std::fs::read_to_string(&incarnation_path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u16>().ok())
+        .map(|i| i.wrapping_add(1))
+        .unwrap_or(0);
+    xtreem_security::files::write_public(&incarnation_path, incarnation.to_string().as_bytes())?;
+    let mut addr = socket.local_addr()?;
+    if addr.ip().is_unspecified() {
+        let host = rpc_endpoint
+            .rsplit_once(':')
+            .map(|(h, _)| h)
+            .unwrap_or_default();
+        addr.set_ip(host.trim_start_matches('[').trim_end_matches(']').parse().with_context(|| {
+            format!("listen.gossip {addr} is unspecified and the advertised RPC host {host:?} is not an IP address; set listen.gossip to this node's IP")
+        })?);
+    }
+    Ok(DirectoryState::new(
+        key,
+        NodeId {
+            name: config.name.to_string(),
+            addr,
+            incarnation,
+        },
+    ))
 }
 
 fn open_accounts(
@@ -518,6 +586,20 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
         None => rpc_listener.local_addr()?.to_string(),
     };
     let http_addr = http_listener.local_addr()?;
+    let gossip_socket = UdpSocket::bind(config.listen_gossip)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on listen.gossip {} (UDP)",
+                config.listen_gossip
+            )
+        })?;
+    let directory = Arc::new(open_directory(
+        &config,
+        &data,
+        &gossip_socket,
+        &rpc_endpoint,
+    )?);
 
     let audit_log = AuditLog::open(&data.audit_log(), config.name.as_str())
         .context("cannot open the audit log")?;
@@ -546,6 +628,7 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
         vo_authority: RwLock::new(None),
         audit_log: Some(audit_log),
         accounts,
+        directory,
     });
     if shared.config.has_role(Role::Core)
         && let Some(authority) =
@@ -659,6 +742,13 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
                 .max_encoding_message_size(RPC_MESSAGE_BYTES_MAX),
             )
             .add_service(
+                DirectoryServer::new(DirectoryService {
+                    shared: Arc::clone(&shared),
+                })
+                .max_decoding_message_size(RPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(RPC_MESSAGE_BYTES_MAX),
+            )
+            .add_service(
                 VoServer::new(VoService {
                     shared: Arc::clone(&shared),
                 })
@@ -678,7 +768,18 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
         }
         if shared.authority().is_none() {
             tasks.spawn(member::heartbeat_loop(Arc::clone(&shared), stop.clone()));
+        } else {
+            tasks.spawn(crate::directory::federation::authority_loop(
+                Arc::clone(&shared),
+                stop.clone(),
+            ));
         }
+        tasks.spawn(crate::directory::driver::run(
+            Arc::clone(&shared),
+            Arc::clone(&shared.directory),
+            gossip_socket,
+            stop.clone(),
+        ));
         tracing::info!(node = %shared.config.name, site = ?shared.site_name(), "serving RPC over TLS 1.3");
     }
 

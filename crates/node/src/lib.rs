@@ -7,6 +7,8 @@
 //!   servers, orderly stop.
 //! - [`authority`]: the site authority (the core node holding the site CA).
 //! - [`member`]: enrollment, heartbeats, certificate renewal.
+//! - [`directory`]: gossip membership, the site's descriptors, dynamic
+//!   samples and federation with trusted sites.
 //! - [`rpc`]: the gRPC services and the checks every request passes.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
 //!
@@ -16,6 +18,7 @@
 pub mod authority;
 pub mod config;
 pub mod daemon;
+pub mod directory;
 mod http;
 pub mod member;
 pub mod membership;

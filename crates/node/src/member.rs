@@ -189,6 +189,8 @@ pub async fn heartbeat_loop(
                 rpc_endpoint: shared.rpc_endpoint.clone(),
                 revocations_version: shared.tls.revoked.version(),
                 trust_version: shared.trust.version(),
+                gossip: Some(gossip_member(&shared.directory.own_record())),
+                gossip_version: shared.directory.material_version(),
             };
             // A stop must not wait for an RPC to a node that is already gone.
             let result = tokio::select! {
@@ -198,6 +200,7 @@ pub async fn heartbeat_loop(
             match result {
                 Ok(r) => {
                     let r = r.into_inner();
+                    install_gossip(&shared, &r);
                     if r.revocations_version != shared.tls.revoked.version() {
                         shared
                             .tls
@@ -240,6 +243,50 @@ pub async fn heartbeat_loop(
             _ = tokio::time::sleep(shared.config.heartbeat_interval) => {}
         }
     }
+}
+
+fn gossip_member(record: &xtreem_security::site::GossipMemberRecord) -> pb::GossipMember {
+    pb::GossipMember {
+        node: record.node.clone(),
+        endpoint: record.endpoint.clone(),
+        incarnation: record.incarnation,
+        public_key: record.public_key.to_vec(),
+    }
+}
+
+/// Installs the site's gossip key and roster when the authority sent them.
+fn install_gossip(shared: &NodeShared, r: &pb::HeartbeatResponse) {
+    if r.gossip_version == shared.directory.material_version() {
+        return;
+    }
+    let key = |k: &pb::GossipKey| -> Option<(u8, [u8; 32])> {
+        Some((u8::try_from(k.id).ok()?, k.key.as_slice().try_into().ok()?))
+    };
+    let Some(current) = r.gossip_key.as_ref().and_then(key) else {
+        return;
+    };
+    let roster = r
+        .gossip_roster
+        .iter()
+        .filter_map(|m| {
+            Some(xtreem_security::site::GossipMemberRecord {
+                node: m.node.clone(),
+                endpoint: m.endpoint.clone(),
+                incarnation: m.incarnation,
+                public_key: m.public_key.as_slice().try_into().ok()?,
+            })
+        })
+        .collect();
+    let state = xtreem_security::site::GossipState {
+        version: r.gossip_version,
+        key: Some(current),
+        previous_key: r.gossip_previous_key.as_ref().and_then(key),
+        roster,
+    };
+    shared
+        .directory
+        .install_material(crate::directory::GossipMaterial::from_state(&state));
+    tracing::debug!(version = r.gossip_version, "gossip roster updated");
 }
 
 /// Renews the node certificate once half its lifetime has passed.

@@ -17,3 +17,9 @@ pub mod fabric {
 pub mod vo {
     tonic::include_proto!("xtreem.vo.v1");
 }
+
+/// Directory (SRDS): discovery queries, service lookup, gossip membership
+/// view, and site summaries exchanged between trusting sites.
+pub mod directory {
+    tonic::include_proto!("xtreem.directory.v1");
+}

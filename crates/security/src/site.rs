@@ -21,6 +21,8 @@ const REVOCATIONS: Table<RevocationList> = Table::new("site_revocations");
 const REVOCATIONS_KEY: &str = "list";
 const SERVED: Table<ServedVo> = Table::new("site_served_vos");
 const TRUSTED: Table<TrustedSite> = Table::new("site_trusted_sites");
+const GOSSIP: Table<GossipState> = Table::new("site_gossip");
+const GOSSIP_KEY: &str = "gossip";
 
 /// A VO this site lets use its nodes, and how much.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,6 +42,8 @@ pub struct TrustedSite {
     /// The bundle's VO part as JSON (issuers and keys), kept as given.
     pub vos_json: String,
     pub trusted_unix: u64,
+    /// `host:port` of the site's core node, where its directory answers.
+    pub endpoint: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -111,6 +115,26 @@ pub struct RevokedCert {
     pub node: String,
 }
 
+/// A node's gossip identity and signing key, as it registered them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GossipMemberRecord {
+    pub node: String,
+    pub endpoint: String,
+    pub incarnation: u32,
+    pub public_key: [u8; 32],
+}
+
+/// The site's gossip keyring and roster; `version` grows with every change
+/// so nodes fetch them only when they differ.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GossipState {
+    pub version: u64,
+    /// (id, key): the key every datagram is sealed with.
+    pub key: Option<(u8, [u8; 32])>,
+    pub previous_key: Option<(u8, [u8; 32])>,
+    pub roster: Vec<GossipMemberRecord>,
+}
+
 /// Changes to the site.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum SiteCommand {
@@ -162,6 +186,15 @@ pub enum SiteCommand {
     },
     TrustSite {
         trusted: TrustedSite,
+    },
+    /// A new site gossip key (random bytes chosen by the authority); the
+    /// current one stays accepted as the previous key.
+    RotateGossipKey {
+        key: [u8; 32],
+    },
+    /// A node registers (or re-registers after a restart) its gossip identity.
+    RecordGossipMember {
+        member: GossipMemberRecord,
     },
 }
 
@@ -344,6 +377,11 @@ impl StateMachine for SiteMachine {
                 record.removed_unix = Some(*now_unix);
                 NODES.insert(txn, node.as_str(), &record)?;
                 REVOCATIONS.insert(txn, REVOCATIONS_KEY, &list)?;
+                if let Some(mut gossip) = GOSSIP.get_w(txn, GOSSIP_KEY)? {
+                    gossip.roster.retain(|m| m.node != node.as_str());
+                    gossip.version += 1;
+                    GOSSIP.insert(txn, GOSSIP_KEY, &gossip)?;
+                }
                 Ok(SiteOutcome::Revoked {
                     certificates: revoked,
                 })
@@ -373,6 +411,33 @@ impl StateMachine for SiteMachine {
                     });
                 }
                 TRUSTED.insert(txn, &trusted.site, trusted)?;
+                Ok(SiteOutcome::Done)
+            }
+            SiteCommand::RotateGossipKey { key } => {
+                require_site(txn)?;
+                let mut state = GOSSIP.get_w(txn, GOSSIP_KEY)?.unwrap_or_default();
+                let next_id = state.key.map(|(id, _)| id.wrapping_add(1)).unwrap_or(1);
+                state.previous_key = state.key;
+                state.key = Some((next_id, *key));
+                state.version += 1;
+                GOSSIP.insert(txn, GOSSIP_KEY, &state)?;
+                Ok(SiteOutcome::Done)
+            }
+            SiteCommand::RecordGossipMember { member } => {
+                require_site(txn)?;
+                match NODES.get_w(txn, &member.node)? {
+                    Some(n) if !n.is_removed() => {}
+                    Some(_) => return Err(SecurityError::NodeRemoved(member.node.clone())),
+                    None => return Err(SecurityError::UnknownNode(member.node.clone())),
+                }
+                let mut state = GOSSIP.get_w(txn, GOSSIP_KEY)?.unwrap_or_default();
+                if state.roster.iter().any(|m| m == member) {
+                    return Ok(SiteOutcome::Done);
+                }
+                state.roster.retain(|m| m.node != member.node);
+                state.roster.push(member.clone());
+                state.version += 1;
+                GOSSIP.insert(txn, GOSSIP_KEY, &state)?;
                 Ok(SiteOutcome::Done)
             }
         }
@@ -441,6 +506,10 @@ pub mod query {
 
     pub fn trusted_sites(r: &ReadTxn) -> Result<Vec<TrustedSite>> {
         Ok(TRUSTED.list(r)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub fn gossip(r: &ReadTxn) -> Result<GossipState> {
+        Ok(GOSSIP.get(r, GOSSIP_KEY)?.unwrap_or_default())
     }
 }
 

@@ -177,6 +177,28 @@ impl Grid {
         Ok(())
     }
 
+    /// A site from explicit specs: the first creates site `site` (give it
+    /// the core role), the others join with tokens. Returns their indices.
+    pub async fn start_site_with(
+        &mut self,
+        site: &str,
+        specs: Vec<NodeSpec>,
+    ) -> anyhow::Result<Vec<usize>> {
+        let mut indices = Vec::new();
+        for (k, spec) in specs.into_iter().enumerate() {
+            let i = self.add_node(spec)?;
+            if k == 0 {
+                self.start_core(i).await?;
+                self.init_site(i, site).await?;
+            } else {
+                let token = self.join_token(Duration::from_secs(600)).await?;
+                self.start_member(i, &token).await?;
+            }
+            indices.push(i);
+        }
+        Ok(indices)
+    }
+
     /// Polls `probe` every 50 ms until it returns `Some` or `timeout` passes.
     pub async fn wait_for<T>(
         &mut self,

@@ -42,6 +42,8 @@ pub struct NodeProc {
     pub dir: PathBuf,
     pub rpc: String,
     pub http: String,
+    /// UDP address of the node's gossip.
+    pub gossip: String,
     child: Option<Child>,
     join_core: Option<String>,
 }
@@ -60,17 +62,26 @@ fn free_port(ip: Ipv4Addr) -> anyhow::Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// A UDP port on `ip` that was free a moment ago (for gossip).
+fn free_udp_port(ip: Ipv4Addr) -> anyhow::Result<u16> {
+    let socket =
+        std::net::UdpSocket::bind((ip, 0)).with_context(|| format!("cannot bind UDP {ip}:0"))?;
+    Ok(socket.local_addr()?.port())
+}
+
 impl NodeProc {
     pub(crate) fn new(spec: NodeSpec, root: &Path) -> anyhow::Result<NodeProc> {
         let dir = root.join(&spec.name);
         fs::create_dir_all(&dir)?;
         let rpc = format!("{}:{}", spec.ip, free_port(spec.ip)?);
         let http = format!("{}:{}", spec.ip, free_port(spec.ip)?);
+        let gossip = format!("{}:{}", spec.ip, free_udp_port(spec.ip)?);
         Ok(NodeProc {
             spec,
             dir,
             rpc,
             http,
+            gossip,
             child: None,
             join_core: None,
         })
@@ -101,15 +112,16 @@ impl NodeProc {
         self.child.as_ref().map(|c| c.id())
     }
 
-    pub(crate) fn write_config(&mut self, join: Option<(&str, &str)>) -> anyhow::Result<()> {
+    pub fn write_config(&mut self, join: Option<(&str, &str)>) -> anyhow::Result<()> {
         let roles: Vec<String> = self.spec.roles.iter().map(|r| format!("{r:?}")).collect();
         let mut text = format!(
-            "name = {:?}\ndata_dir = {:?}\nroles = [{}]\n\n[listen]\nrpc = {:?}\nhttp = {:?}\n\n[site]\nnode_cert_lifetime = {:?}\n\n[fabric]\nheartbeat_interval = {:?}\n",
+            "name = {:?}\ndata_dir = {:?}\nroles = [{}]\n\n[listen]\nrpc = {:?}\nhttp = {:?}\ngossip = {:?}\n\n[site]\nnode_cert_lifetime = {:?}\n\n[fabric]\nheartbeat_interval = {:?}\n",
             self.spec.name,
             self.data_dir().display().to_string(),
             roles.join(", "),
             self.rpc,
             self.http,
+            self.gossip,
             self.spec.node_cert_lifetime,
             self.spec.heartbeat_interval,
         );

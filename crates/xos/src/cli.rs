@@ -31,6 +31,17 @@ pub enum Command {
     /// Nodes: join tokens, listing, removal, probing.
     #[command(subcommand)]
     Node(NodeCommand),
+    /// Find nodes with a directory query (your VO's nodes, across trusted sites).
+    #[command(
+        after_help = "Query language: comparisons (== != < <= > >=), `in [a,b]`, `tag:NAME`, `label:KEY==VALUE`,\n`vo:NAME`, `service:KIND`, `role:NAME`, joined with && || ! and parentheses; then `sort [-]ATTR` and `limit N`.\nAttributes: cores mem disk free_cores free_mem free_disk load jobs name site arch os kernel state.\n\nExample:\n  xos nodes\n  xos nodes 'cores>=4 && mem>=8GiB && arch==x86_64 && site in [a,b] && tag:gpu' --sort -load --limit 5\n  xos nodes 'free_cores>=2 sort -free_cores limit 3' --json"
+    )]
+    Nodes(NodesArgs),
+    /// Look up services (vo, site-ca, directory, execution...) in the directory.
+    #[command(after_help = "Example:\n  xos services\n  xos services vo")]
+    Services {
+        /// Kind of service (all kinds if omitted).
+        kind: Option<String>,
+    },
     /// Start a local grid of xosd processes on 127.0.0.1 and show what it does.
     #[command(
         after_help = "Example:\n  xos demo            # start, show, stop (about a minute)\n  xos demo --keep     # leave the grid running and print how to use it"
@@ -73,6 +84,24 @@ pub enum Command {
     /// The audit log of a node.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Args)]
+pub struct NodesArgs {
+    /// The query (all nodes you may see if omitted).
+    pub query: Option<String>,
+    /// Sort keys, e.g. `-load` or `cores,-free_mem` (added after the query's own).
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub sort: Vec<String>,
+    /// At most this many nodes.
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Ask with the credential of this VO (default: your only one).
+    #[arg(long)]
+    pub vo: Option<String>,
+    /// Only the site of the node asked; do not forward to other sites.
+    #[arg(long)]
+    pub local: bool,
 }
 
 #[derive(Args)]
@@ -348,6 +377,9 @@ pub enum NodeCommand {
     /// List the dynamic account mappings of the node at --endpoint (site administrators).
     #[command(after_help = "Example:\n  xos node accounts --endpoint 127.0.0.12:7100")]
     Accounts,
+    /// The gossip view of the node at --endpoint: members, liveness, counters (site administrators).
+    #[command(after_help = "Example:\n  xos node members --endpoint 127.0.0.12:7100")]
+    Members,
 }
 
 #[derive(Args)]

@@ -27,7 +27,7 @@ impl Fabric for FabricService {
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
-        let result = self.do_heartbeat(request);
+        let result = self.do_heartbeat(request).await;
         self.shared.metrics.rpc("Fabric/Heartbeat", &result);
         result
     }
@@ -69,13 +69,22 @@ impl Fabric for FabricService {
 }
 
 impl FabricService {
-    fn do_heartbeat(
+    async fn do_heartbeat(
         &self,
         request: Request<pb::HeartbeatRequest>,
     ) -> Result<Response<pb::HeartbeatResponse>, Status> {
         let peer = caller(&request, &self.shared, PrincipalKind::Node, "Heartbeat")?;
         let authority = self.shared.authority().ok_or_else(not_authority)?;
         let (version, serials) = authority.heartbeat(&peer).map_err(status)?;
+        if let Some(member) = &request.get_ref().gossip {
+            let record = gossip_record(member, &peer.name)?;
+            authority
+                .record_gossip_member(record)
+                .await
+                .map_err(status)?;
+        }
+        let gossip = authority.gossip_state().await.map_err(status)?;
+        let send_gossip = request.get_ref().gossip_version != gossip.version;
         // Nothing to send if the node already has this version.
         let revoked_serials = if request.get_ref().revocations_version == version {
             Vec::new()
@@ -93,6 +102,35 @@ impl FabricService {
             revoked_serials,
             trust_version,
             trust_document,
+            gossip_version: gossip.version,
+            gossip_roster: if send_gossip {
+                gossip
+                    .roster
+                    .iter()
+                    .map(|m| pb::GossipMember {
+                        node: m.node.clone(),
+                        endpoint: m.endpoint.clone(),
+                        incarnation: m.incarnation,
+                        public_key: m.public_key.to_vec(),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            gossip_key: gossip
+                .key
+                .filter(|_| send_gossip)
+                .map(|(id, key)| pb::GossipKey {
+                    id: u32::from(id),
+                    key: key.to_vec(),
+                }),
+            gossip_previous_key: gossip
+                .previous_key
+                .filter(|_| send_gossip)
+                .map(|(id, key)| pb::GossipKey {
+                    id: u32::from(id),
+                    key: key.to_vec(),
+                }),
         }))
     }
 
@@ -132,4 +170,35 @@ impl FabricService {
             certificate_pem: issued.pem,
         }))
     }
+}
+
+/// Checks a node's gossip registration: only its own, well-formed.
+fn gossip_record(
+    member: &pb::GossipMember,
+    peer: &str,
+) -> Result<xtreem_security::site::GossipMemberRecord, Status> {
+    if member.node != peer {
+        return Err(Status::permission_denied(format!(
+            "{peer} may register only its own gossip identity, not {}",
+            member.node
+        )));
+    }
+    let public_key: [u8; 32] = member.public_key.as_slice().try_into().map_err(|_| {
+        Status::invalid_argument("gossip.public_key: expected a 32-byte Ed25519 public key")
+    })?;
+    member
+        .endpoint
+        .parse::<std::net::SocketAddr>()
+        .map_err(|_| Status::invalid_argument("gossip.endpoint: expected IP:PORT"))?;
+    if member.incarnation > u32::from(u16::MAX) {
+        return Err(Status::invalid_argument(
+            "gossip.incarnation: expected at most 65535",
+        ));
+    }
+    Ok(xtreem_security::site::GossipMemberRecord {
+        node: member.node.clone(),
+        endpoint: member.endpoint.clone(),
+        incarnation: member.incarnation,
+        public_key,
+    })
 }

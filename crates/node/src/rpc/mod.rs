@@ -1,6 +1,7 @@
 //! gRPC services of a node and the checks every request passes.
 
 pub mod admin;
+pub mod directory;
 pub mod enrollment;
 pub mod fabric;
 pub mod local_admin;

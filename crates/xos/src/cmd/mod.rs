@@ -3,6 +3,7 @@
 
 mod bench;
 mod demo;
+mod directory;
 mod node;
 mod site;
 mod vo;
@@ -45,6 +46,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Site(c) => site::run(&ctx, c).await,
         Command::Node(c) => node::run(&ctx, c).await,
+        Command::Nodes(args) => directory::nodes(&ctx, args).await,
+        Command::Services { kind } => directory::services(&ctx, kind).await,
         Command::Demo(args) => demo::run(&ctx, args).await,
         Command::Bench(c) => bench::run(&ctx, c).await,
         Command::Login(args) => vo::login(&ctx, args).await,

@@ -20,11 +20,10 @@ struct NodeRow {
 }
 
 pub async fn run(ctx: &Context, command: NodeCommand) -> anyhow::Result<()> {
-    if let NodeCommand::Accounts = command {
-        return super::vo::accounts(ctx).await;
-    }
-    if let NodeCommand::Accounts = command {
-        return super::vo::accounts(ctx).await;
+    match command {
+        NodeCommand::Accounts => return super::vo::accounts(ctx).await,
+        NodeCommand::Members => return super::directory::members(ctx).await,
+        _ => {}
     }
     let mut client = ctx.client()?;
     match command {
@@ -132,7 +131,7 @@ pub async fn run(ctx: &Context, command: NodeCommand) -> anyhow::Result<()> {
                 until(s.certificate_expires_unix, unix_now())
             );
         }
-        NodeCommand::Accounts => {}
+        NodeCommand::Accounts | NodeCommand::Members => {}
     }
     Ok(())
 }
