@@ -147,6 +147,22 @@ impl Directory {
     }
 }
 
+/// Orders records gathered from several sites as [`Directory::query`]
+/// orders one site's (sort keys, then name, then site) and cuts to the
+/// query's limit: how a federated answer is merged.
+pub fn sort_and_limit(mut records: Vec<NodeRecord>, q: &Query) -> Vec<NodeRecord> {
+    records.sort_by(|a, b| {
+        (a.descriptor.node.as_str(), a.descriptor.site.as_str())
+            .cmp(&(b.descriptor.node.as_str(), b.descriptor.site.as_str()))
+    });
+    let refs: Vec<&NodeRecord> = records.iter().collect();
+    let order = sorted_indices(q.sort_keys(), &refs, q.limit());
+    order
+        .into_iter()
+        .filter_map(|i| records.get(i).cloned())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,20 +302,4 @@ mod tests {
         assert!(dir.services("vo").iter().all(|(_, s)| s.kind == "vo"));
         assert!(dir.services("osd").is_empty());
     }
-}
-
-/// Orders records gathered from several sites as [`Directory::query`]
-/// orders one site's (sort keys, then name, then site) and cuts to the
-/// query's limit: how a federated answer is merged.
-pub fn sort_and_limit(mut records: Vec<NodeRecord>, q: &Query) -> Vec<NodeRecord> {
-    records.sort_by(|a, b| {
-        (a.descriptor.node.as_str(), a.descriptor.site.as_str())
-            .cmp(&(b.descriptor.node.as_str(), b.descriptor.site.as_str()))
-    });
-    let refs: Vec<&NodeRecord> = records.iter().collect();
-    let order = sorted_indices(q.sort_keys(), &refs, q.limit());
-    order
-        .into_iter()
-        .filter_map(|i| records.get(i).cloned())
-        .collect()
 }

@@ -378,7 +378,7 @@ impl Authority {
             return Ok(state);
         }
         self.rotate_gossip_key().await?;
-        Ok(self.store.read(query::gossip)?)
+        self.store.read(query::gossip)
     }
 
     /// Registers a node's gossip identity unless the roster already has it.

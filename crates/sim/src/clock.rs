@@ -19,7 +19,7 @@ pub const SEC: Micros = 1_000_000;
 /// for "after 1 ns" never fires at the very instant it was set.
 pub fn micros(d: Duration) -> Micros {
     let us = d.as_micros();
-    let rounded = if d.subsec_nanos() % 1_000 != 0 {
+    let rounded = if !d.subsec_nanos().is_multiple_of(1_000) {
         us + 1
     } else {
         us

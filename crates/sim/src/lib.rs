@@ -37,23 +37,39 @@
 //!
 //! # Limits
 //!
-//! * Membership always forms by real joins: nodes start in waves and
-//!   announce to a replica; SWIM spreads them. foca 2.0 keeps members in a
-//!   `Vec` and looks each update up linearly, so a join storm costs about
-//!   N² · max_transmissions lookups of O(N): fine at 1,000 nodes, far too
-//!   slow at 10,000 (the gossip crate exposes no way to seed a member list,
-//!   see the crate's report).
+//! * Membership always forms by real joins: nodes start in waves of 50
+//!   every 100 ms and announce to a replica; SWIM spreads them. foca 2.0
+//!   keeps members in a `Vec` and looks every received update up linearly
+//!   (`Members::apply`), so a join storm costs about
+//!   N² · max_transmissions lookups of O(N) each: seconds at 400 nodes,
+//!   minutes at 1,000-4,000, hours at 10,000. The gossip crate offers no
+//!   way to seed a member list (foca's `apply_many(.., do_broadcast:
+//!   false, ..)` is not exposed), which is what a 10,000-node warm start
+//!   would need.
+//! * foca's `Broadcasts::fill_with_len_prefix` pops the whole custom
+//!   broadcast backlog whenever a packet has room left that no item fits,
+//!   so while descriptors flood (N items in every node's backlog) every
+//!   packet sent costs O(N log N): most of the CPU of a from-scratch
+//!   warm-up.
 //! * Above [`scenarios::PRELOAD_ABOVE`] nodes, views start holding every
 //!   node's first descriptor (as if the site had been running): spreading
 //!   N descriptors from scratch is N² deliveries. Nodes still publish and
 //!   republish over gossip, and changes always spread by gossip.
+//! * The warm-up ends when every node holds every other as up and
+//!   [`world::WARM_DESCRIPTOR_COVERAGE`] of the descriptors are held:
+//!   epidemic spreading with bounded retransmissions leaves a few holes,
+//!   and a republished descriptor only reaches about max_transmissions
+//!   nodes (holders do not forward a version they have), so holes heal
+//!   slowly. The report gives the coverage reached.
 //! * Federation: only [`scenarios::FEDERATION_GOSSIP_SITES`] sites run
 //!   gossip; the other replicas are filled directly. Query latency is
 //!   computed from the network model plus the real CPU time of each
-//!   replica's `Directory::query` (so its low percentiles vary a little
-//!   between runs; everything else does not).
+//!   replica's `Directory::query` (so it varies a little between runs;
+//!   nothing else does).
 //! * Peak RSS is the process's VmHWM: a second scenario in one process
 //!   reports at least the first one's peak.
+//! * Node names live in a process-wide table (see [`id`]); a run is
+//!   single-threaded and several runs may go on in parallel threads.
 
 pub mod clock;
 pub mod descriptors;

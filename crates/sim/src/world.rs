@@ -474,15 +474,16 @@ impl World {
         }
     }
 
-    /// Whether every alive node knows every other alive node as up and
-    /// holds every node's descriptor.
+    /// Whether every alive node knows every other alive node as up and at
+    /// least [`WARM_DESCRIPTOR_COVERAGE`] of the (node, descriptor) pairs
+    /// are held.
     pub fn converged(&self) -> bool {
-        let alive = self.nodes.iter().filter(|n| n.alive).count() as u32;
-        let total = self.len();
+        let alive = self.alive_count();
         self.nodes
             .iter()
             .filter(|n| n.alive)
-            .all(|n| n.members_up + 1 >= alive && n.view.borrow().known() >= total)
+            .all(|n| n.members_up + 1 >= alive)
+            && self.coverage().1 >= WARM_DESCRIPTOR_COVERAGE
     }
 
     /// (share of member pairs up, share of descriptors held) over alive

@@ -397,6 +397,22 @@ pub struct DemoArgs {
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Directory: a real 5-process grid, local queries and memory, and the
+    /// deterministic simulation (1,000 and 10,000 nodes; 100 sites x 1,000).
+    #[command(
+        after_help = "Example:\n  xos bench directory\n  xos bench directory --nodes 2000 --no-federation   # quicker"
+    )]
+    Directory {
+        /// Nodes of the large single-site simulation.
+        #[arg(long, default_value_t = 10_000)]
+        nodes: u32,
+        /// Skip the 100-site federation simulation.
+        #[arg(long)]
+        no_federation: bool,
+        /// Skip the simulation entirely.
+        #[arg(long)]
+        no_sim: bool,
+    },
     /// mTLS round trip between two local nodes, CLI start-up, idle daemon memory.
     #[command(after_help = "Example:\n  xos bench fabric --count 20000")]
     Fabric {

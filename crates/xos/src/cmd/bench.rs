@@ -29,6 +29,11 @@ pub async fn run(_ctx: &Context, command: BenchCommand) -> anyhow::Result<()> {
             decisions,
             logins,
         } => auth(verifications, decisions, logins).await,
+        BenchCommand::Directory {
+            nodes,
+            no_federation,
+            no_sim,
+        } => super::bench_directory::run(nodes, !no_federation, !no_sim).await,
     }
 }
 

@@ -26,7 +26,7 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         None => Grid::new(&xosd)?,
     };
     grid.use_one_ip(Ipv4Addr::LOCALHOST);
-    let total = 7;
+    let total = 8;
     println!(
         "Xtreem demo: a grid of {} xosd processes on 127.0.0.1, files in {}",
         args.nodes,
@@ -184,12 +184,19 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         }
     }
 
+    step(
+        7,
+        total,
+        "the directory: every node gossips its descriptor; alice finds her VO's nodes with a query",
+    );
+    directory_demo(&grid, &users).await?;
+
     if args.keep {
         let admin_dir = grid.admin_dir();
         let rpc = grid.node(core).rpc.clone();
         let (dir, pids) = grid.keep();
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-        step(7, total, "the grid keeps running");
+        step(8, total, "the grid keeps running");
         println!("  export XOS_CONFIG_DIR={}", admin_dir.display());
         println!("  xos node list                       # asks {rpc}");
         println!("  xos node join-token --ttl 10m");
@@ -205,7 +212,7 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    step(7, total, "stop every node with SIGTERM");
+    step(8, total, "stop every node with SIGTERM");
     for (name, code) in grid.stop_all().await {
         match code {
             Ok(c) => println!("  {name}: exited with code {c}"),
@@ -337,6 +344,88 @@ async fn vo_demo(grid: &Grid) -> anyhow::Result<Vec<(String, std::path::PathBuf)
 
 /// Whoami, retried while the node has not yet received the VO's key with
 /// its heartbeat (at most a few seconds).
+/// `xos nodes` as alice: all her VO's nodes, then a query with sort and limit.
+async fn directory_demo(grid: &Grid, users: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
+    use xtreem_proto::directory as dpb;
+    let Some((_, dir)) = users.iter().find(|(n, _)| n == "alice") else {
+        return Ok(());
+    };
+    let profile = Profile::load(dir)?;
+    let token = profile.token(None).context("saved credential")?;
+    // Asked on node-2, which forwards to the core node (a directory replica).
+    let asked = 1.min(grid.len() - 1);
+    let endpoint = grid.node(asked).rpc.clone();
+    let mut client =
+        xtreem_client::DirectoryClient::connect(&profile, &endpoint, false, Some(token))?;
+    let expected = (0..grid.len())
+        .filter(|&i| grid.node(i).pid().is_some())
+        .count();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    // Descriptors and fresh samples arrive within a few seconds of a join.
+    let all = loop {
+        let answer = client
+            .query(dpb::QueryRequest {
+                query: "state==alive".into(),
+                ..Default::default()
+            })
+            .await?;
+        let fresh = answer.nodes.iter().filter(|r| r.dynamic.is_some()).count();
+        if (answer.nodes.len() >= expected && fresh >= expected) || Instant::now() > deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    println!(
+        "  $ XOS_CONFIG_DIR={} xos nodes --endpoint {endpoint}",
+        dir.display()
+    );
+    for record in &all.nodes {
+        let d = &record.descriptor;
+        let (free, load) = record
+            .dynamic
+            .map(|s| (format!("{:.1}", s.free_cores), format!("{:.2}", s.load)))
+            .unwrap_or(("-".into(), "-".into()));
+        println!(
+            "    {:<8} {:<6} {:<6} {} cores (free {free})  {} ({} free)  load {load}  vos {}",
+            d.node,
+            d.site,
+            if record.alive { "alive" } else { "dead" },
+            d.cores,
+            xtreem_directory::format_bytes(d.memory_bytes),
+            record
+                .dynamic
+                .map(|s| xtreem_directory::format_bytes(s.free_memory_bytes))
+                .unwrap_or_else(|| "-".into()),
+            d.vos.iter().cloned().collect::<Vec<_>>().join(",")
+        );
+    }
+    let text = format!(
+        "cores>=1 && mem>=1GiB && arch=={} && vo:demo sort -free_mem limit 2",
+        std::env::consts::ARCH
+    );
+    let best = client
+        .query(dpb::QueryRequest {
+            query: text.clone(),
+            ..Default::default()
+        })
+        .await?;
+    println!("  $ xos nodes '{text}'");
+    let names: Vec<&str> = best
+        .nodes
+        .iter()
+        .map(|r| r.descriptor.node.as_str())
+        .collect();
+    println!("    -> {}", names.join(", "));
+    let bad = "cores>=4 && mem>==8GiB";
+    if let Err(e) = xtreem_directory::Query::parse(bad) {
+        println!("  $ xos nodes '{bad}'   (refused before it leaves the CLI)");
+        for line in e.render(bad).lines() {
+            println!("    {line}");
+        }
+    }
+    Ok(())
+}
+
 async fn whoami_when_trusted(
     profile: &Profile,
     endpoint: &str,

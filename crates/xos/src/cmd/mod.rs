@@ -2,6 +2,8 @@
 //! functions call them and print.
 
 mod bench;
+mod bench_directory;
+mod bench_sim;
 mod demo;
 mod directory;
 mod node;
