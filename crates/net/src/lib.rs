@@ -5,7 +5,9 @@
 //! Main types:
 //! - [`tls::TlsMaterial`]: a node's or administrator's certificate, key and
 //!   site CA, turned into rustls server and client configs whose verifiers
-//!   also consult a live [`RevocationSet`].
+//!   also consult a live [`RevocationSet`]. With federation the server also
+//!   admits nodes of trusted sites ([`tls::ForeignCa`]), each CA vouching for
+//!   its own site only.
 //! - [`server::TlsAcceptor`]: the accept loop. Each handshake runs in its own
 //!   task under a timeout and a bound on handshakes in flight, so garbage on
 //!   the port closes that connection only; the RPC server sees only

@@ -132,19 +132,26 @@ pub async fn authority_loop(
     stop: CancellationToken,
 ) -> std::io::Result<()> {
     let mut channels: HashMap<String, DirectoryClient<Channel>> = HashMap::new();
-    let mut foreign_sites: Vec<String> = Vec::new();
+    let mut foreign_cas: Vec<ForeignCa> = Vec::new();
+    let mut installed = false;
     let mut failing: HashMap<String, String> = HashMap::new();
     loop {
         refresh_material(&shared).await;
         let trusted = trusted_sites(&shared);
         let names: Vec<String> = trusted.iter().map(|(s, _, _)| s.clone()).collect();
-        if names != foreign_sites {
-            let cas = trusted.iter().map(|(_, _, ca)| ca.clone()).collect();
-            if let Err(e) = shared.tls.set_foreign(cas) {
-                tracing::error!(error = %e, "cannot accept the trusted sites' certificates");
+        let cas: Vec<ForeignCa> = trusted.iter().map(|(_, _, ca)| ca.clone()).collect();
+        // Compared by CA, not by name, so a site that re-issues its bundle
+        // with a new CA is picked up; a failed install is retried next round.
+        if cas != foreign_cas || !installed {
+            match shared.tls.set_foreign(cas.clone()) {
+                Ok(()) => installed = true,
+                Err(e) => {
+                    installed = false;
+                    tracing::error!(error = %e, "cannot accept the trusted sites' certificates");
+                }
             }
             channels.clear();
-            foreign_sites = names.clone();
+            foreign_cas = cas;
             shared.directory.forget_summaries_except(&names);
         }
         for (site, endpoint, _) in &trusted {
