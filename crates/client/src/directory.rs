@@ -4,10 +4,7 @@
 use std::sync::Arc;
 
 use tonic::Request;
-use tonic::metadata::MetadataValue;
 use xtreem_directory::{DynamicSample, NodeRecord, StaticDescriptor};
-use xtreem_net::RevocationSet;
-use xtreem_net::tls::{TlsMaterial, anonymous_client_config, cert_from_pem};
 use xtreem_proto::directory as pb;
 use xtreem_proto::directory::directory_client::DirectoryClient as Raw;
 
@@ -36,14 +33,7 @@ impl DirectoryClient {
         as_admin: bool,
         bearer: Option<String>,
     ) -> Result<DirectoryClient> {
-        let config = match (&profile.admin, as_admin) {
-            (Some(admin), true) => {
-                TlsMaterial::from_pem(&admin.ca_pem, &admin.cert_pem, &admin.key_pem)?
-                    .client_config(&RevocationSet::new())?
-            }
-            _ => anonymous_client_config(&cert_from_pem(&profile.ca_pem)?)?,
-        };
-        let channel = xtreem_net::client::connect(endpoint, Arc::clone(&config))?;
+        let channel = crate::call::channel(profile, endpoint, as_admin)?;
         Ok(DirectoryClient {
             endpoint: endpoint.to_owned(),
             raw: Raw::new(channel),
@@ -52,16 +42,7 @@ impl DirectoryClient {
     }
 
     fn request<T>(&self, message: T) -> Result<Request<T>> {
-        let mut request = Request::new(message);
-        if let Some(token) = &self.bearer {
-            let value: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| {
-                ClientError::Local(
-                    "the saved credential is not valid text; run `xos login` again".into(),
-                )
-            })?;
-            request.metadata_mut().insert("authorization", value);
-        }
-        Ok(request)
+        crate::call::request(message, self.bearer.as_deref())
     }
 
     fn err(&self, status: tonic::Status) -> ClientError {

@@ -8,6 +8,7 @@
 //! Architecture invariant: the client never talks to a node without TLS
 //! except over the local Unix socket, whose peer the kernel vouches for.
 
+mod call;
 mod credentials;
 pub mod directory;
 mod error;

@@ -1,12 +1,7 @@
 //! Calls to the VO service, as a site administrator (certificate) or as a
 //! VO user (bearer credential over server-authenticated TLS).
 
-use std::sync::Arc;
-
 use tonic::Request;
-use tonic::metadata::MetadataValue;
-use xtreem_net::RevocationSet;
-use xtreem_net::tls::{TlsMaterial, anonymous_client_config, cert_from_pem};
 use xtreem_proto::vo as pb;
 use xtreem_proto::vo::vo_client::VoClient as Raw;
 
@@ -27,14 +22,7 @@ impl VoClient {
         as_admin: bool,
         bearer: Option<String>,
     ) -> Result<VoClient> {
-        let config = match (&profile.admin, as_admin) {
-            (Some(admin), true) => {
-                TlsMaterial::from_pem(&admin.ca_pem, &admin.cert_pem, &admin.key_pem)?
-                    .client_config(&RevocationSet::new())?
-            }
-            _ => anonymous_client_config(&cert_from_pem(&profile.ca_pem)?)?,
-        };
-        let channel = xtreem_net::client::connect(endpoint, Arc::clone(&config))?;
+        let channel = crate::call::channel(profile, endpoint, as_admin)?;
         Ok(VoClient {
             endpoint: endpoint.to_owned(),
             raw: Raw::new(channel),
@@ -47,16 +35,7 @@ impl VoClient {
     }
 
     fn request<T>(&self, message: T) -> Result<Request<T>> {
-        let mut request = Request::new(message);
-        if let Some(token) = &self.bearer {
-            let value: MetadataValue<_> = format!("Bearer {token}").parse().map_err(|_| {
-                ClientError::Local(
-                    "the saved credential is not valid text; run `xos login` again".into(),
-                )
-            })?;
-            request.metadata_mut().insert("authorization", value);
-        }
-        Ok(request)
+        crate::call::request(message, self.bearer.as_deref())
     }
 
     fn err(&self, status: tonic::Status) -> ClientError {

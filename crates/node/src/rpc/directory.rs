@@ -18,6 +18,7 @@ use xtreem_util::roles::Role;
 
 use crate::daemon::NodeShared;
 use crate::directory::federation;
+use crate::rpc::vo::{bearer, credential_vo};
 
 type R<T> = Result<Response<T>, Status>;
 
@@ -49,11 +50,6 @@ impl Viewer {
     }
 }
 
-fn bearer<T>(request: &Request<T>) -> Option<String> {
-    let value = request.metadata().get("authorization")?.to_str().ok()?;
-    value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
-}
-
 fn entry(record: &NodeRecord) -> pb::NodeEntry {
     pb::NodeEntry {
         descriptor: record.descriptor.encode().unwrap_or_default(),
@@ -83,11 +79,8 @@ impl DirectoryService {
             .verifier
             .verify(token)
             .map_err(|e| Status::unauthenticated(e.to_string()))?;
-        let vo = trusted.vo_of_issuer(&claims.iss).ok_or_else(|| {
-            Status::unauthenticated(format!("issuer {} is not trusted here", claims.iss))
-        })?;
         Ok(Viewer::User {
-            vo: vo.to_owned(),
+            vo: credential_vo(&self.shared, &claims)?,
             token: token.to_owned(),
         })
     }

@@ -46,14 +46,15 @@ impl Caller {
     }
 }
 
-fn bearer<T>(request: &Request<T>) -> Option<String> {
+/// The bearer credential of a request, if it carries one.
+pub(crate) fn bearer<T>(request: &Request<T>) -> Option<String> {
     let value = request.metadata().get("authorization")?.to_str().ok()?;
     value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
 }
 
 /// The VO a user credential speaks for, after checking that every group it
 /// claims belongs to the VO of its issuer.
-fn credential_vo(shared: &NodeShared, claims: &Claims) -> Result<String, Status> {
+pub(crate) fn credential_vo(shared: &NodeShared, claims: &Claims) -> Result<String, Status> {
     let trusted = shared.trust.current();
     let vo = trusted.vo_of_issuer(&claims.iss).ok_or_else(|| {
         Status::unauthenticated(format!("issuer {} is not trusted here", claims.iss))

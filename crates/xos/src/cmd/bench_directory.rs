@@ -10,16 +10,13 @@ use xtreem_client::{DirectoryClient, Profile};
 use xtreem_directory::{Directory, DynamicSample, Query, StaticDescriptor};
 use xtreem_testkit::{Grid, NodeSpec, xosd_next_to_current_exe};
 
-fn line(name: &str, value: f64, unit: &str) {
+/// One `name: value unit` line of a benchmark's output.
+pub(super) fn line(name: &str, value: f64, unit: &str) {
     println!("{name}: {value:.3} {unit}");
 }
 
 fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
+    super::bench::rss_kib(std::process::id()).unwrap_or(0) * 1024
 }
 
 /// A varied but reproducible descriptor for node `i`.

@@ -1,11 +1,8 @@
 //! The simulation part of `xos bench directory` (see the `xtreem-sim` crate
 //! for what is simulated and what is the real code).
 
+use super::bench_directory::line;
 use xtreem_sim::{FederationScenario, SiteScenario, run_federation, run_site};
-
-fn line(name: &str, value: f64, unit: &str) {
-    println!("{name}: {value:.3} {unit}");
-}
 
 fn ms(v: u64) -> f64 {
     if v == u64::MAX {
