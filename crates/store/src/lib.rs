@@ -117,6 +117,49 @@ impl Store {
         Ok(output)
     }
 
+    /// Applies `commands` in order in one durable transaction (group
+    /// commit): one disk sync for the lot. If the machine refuses any of
+    /// them, nothing is written and the refusal is returned; callers that
+    /// need each command's own answer retry them one by one.
+    pub fn execute_many<M: StateMachine>(
+        &self,
+        machine: &M,
+        commands: &[M::Command],
+    ) -> std::result::Result<Vec<M::Output>, M::Error> {
+        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        let mut index = {
+            let meta = txn.open_table(META).map_err(StoreError::from)?;
+            meta.get(META_APPLIED_INDEX)
+                .map_err(StoreError::from)?
+                .map(|v| v.value())
+                .unwrap_or(0)
+        };
+        let write = WriteTxn { txn };
+        let mut outputs = Vec::with_capacity(commands.len());
+        for command in commands {
+            outputs.push(machine.apply(&write, command)?);
+        }
+        let txn = write.txn;
+        {
+            let mut log = txn.open_table(LOG).map_err(StoreError::from)?;
+            for command in commands {
+                index += 1;
+                log.insert(index, encode_log_entry(M::NAME, command)?.as_slice())
+                    .map_err(StoreError::from)?;
+            }
+            if index > xtreem_util::limits::STORE_LOG_RETAINED_ENTRIES {
+                let oldest_kept = index - xtreem_util::limits::STORE_LOG_RETAINED_ENTRIES;
+                log.retain_in(..oldest_kept, |_, _| false)
+                    .map_err(StoreError::from)?;
+            }
+            let mut meta = txn.open_table(META).map_err(StoreError::from)?;
+            meta.insert(META_APPLIED_INDEX, index)
+                .map_err(StoreError::from)?;
+        }
+        txn.commit().map_err(StoreError::from)?;
+        Ok(outputs)
+    }
+
     /// Runs `f` on a consistent snapshot.
     pub fn read<T, E: From<StoreError>>(
         &self,

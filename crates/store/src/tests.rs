@@ -95,3 +95,30 @@ fn reading_a_table_never_written_is_empty() {
     let (_dir, store) = open();
     assert!(store.read(|r| ITEMS.list(r)).unwrap().is_empty());
 }
+
+#[test]
+fn execute_many_applies_all_or_nothing() {
+    let (_dir, store) = open();
+    store
+        .execute_many(
+            &Items,
+            &[
+                ItemCommand::Put("a".into(), "1".into()),
+                ItemCommand::Put("b".into(), "2".into()),
+            ],
+        )
+        .expect("batch");
+    assert_eq!(store.applied_index().expect("index"), 2);
+    let refused = store.execute_many(
+        &Items,
+        &[
+            ItemCommand::Put("c".into(), "3".into()),
+            ItemCommand::PutThenRefuse("d".into(), "4".into()),
+        ],
+    );
+    assert!(matches!(refused, Err(ItemError::Refused)));
+    assert_eq!(store.applied_index().expect("index"), 2);
+    let items = store.read(|r| ITEMS.list(r)).expect("list");
+    let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["a", "b"], "a refused batch writes nothing");
+}
