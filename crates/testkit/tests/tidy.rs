@@ -19,6 +19,8 @@ const LAYERS: &[(&str, &str)] = &[
     ("directory", "xtreem-directory"),
     ("gossip", "xtreem-gossip"),
     ("sim", "xtreem-sim"),
+    ("job", "xtreem-job"),
+    ("exec", "xtreem-exec"),
     ("node", "xtreem-node"),
     ("client", "xtreem-client"),
     ("testkit", "xtreem-testkit"),
