@@ -1,0 +1,327 @@
+//! Control groups behind one small trait, [`CgroupBackend`], with a v1 and a
+//! v2 implementation that write the cgroup files directly.
+//!
+//! Layout: every hierarchy we use gets `<mount>/<parent>/<unit>` per unit and
+//! `<mount>/<parent>/_supervisors` for the supervisors (a name no unit can
+//! have), so supervisors leave the daemon's cgroup (a restart of the daemon's
+//! service does not take them along) and are never counted in a unit.
+//!
+//! Detection ([`detect`]), from `/proc/self/mountinfo`: a cgroup2 mount whose
+//! root offers `cpu`, `memory` and `pids` wins; else v1 if `cpu`, `cpuacct`,
+//! `memory`, `pids` and `freezer` are mounted (`blkio` is used if there); else
+//! a bare cgroup2 mount, where freezing, signalling and CPU accounting work
+//! but limits cannot be enforced (a warning says so).
+
+mod parse;
+mod v1;
+mod v2;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use parse::{MountEntry, parse_mountinfo};
+
+pub use v1::CgroupV1;
+pub use v2::CgroupV2;
+
+use crate::error::ExecError;
+use crate::spec::Limits;
+use crate::status::Usage;
+
+/// The cgroup of the supervisors, beside the units' cgroups.
+pub const SUPERVISORS: &str = "_supervisors";
+
+/// Which cgroup interface is in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// The freezer's view of a unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FreezeState {
+    Thawed,
+    Freezing,
+    Frozen,
+}
+
+/// One v1 hierarchy we use: where it is mounted and its controllers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct V1Hierarchy {
+    pub mount: PathBuf,
+    pub controllers: Vec<String>,
+}
+
+/// Everything needed to rebuild the backend without detecting again (the
+/// executor hands it to each supervisor in `spec.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupConfig {
+    pub version: CgroupVersion,
+    /// Path of our subtree below each hierarchy's mount, e.g. `xtreem-n1`.
+    pub parent: String,
+    /// v1 hierarchies (empty for v2).
+    pub v1: Vec<V1Hierarchy>,
+    /// The cgroup2 mount (for v2).
+    pub v2: Option<PathBuf>,
+}
+
+impl CgroupConfig {
+    /// The backend this configuration describes.
+    pub fn backend(&self) -> Result<Box<dyn CgroupBackend>, ExecError> {
+        validate_parent(&self.parent)?;
+        Ok(match self.version {
+            CgroupVersion::V1 => Box::new(CgroupV1::new(self.v1.clone(), &self.parent)?),
+            CgroupVersion::V2 => {
+                let mount = self
+                    .v2
+                    .clone()
+                    .ok_or_else(|| ExecError::Cgroup("v2 configuration without a mount".into()))?;
+                Box::new(CgroupV2::new(mount, &self.parent))
+            }
+        })
+    }
+}
+
+/// The operations the executor and the supervisor need. Implementations
+/// are cheap to call from a freshly forked child (`join_files` is computed
+/// before the fork).
+pub trait CgroupBackend: Send + Sync + std::fmt::Debug {
+    fn version(&self) -> CgroupVersion;
+    /// Creates our subtree and its `_supervisors` leaf (v2: enables the
+    /// controllers on the way down). Returns warnings.
+    fn setup_parent(&self) -> Result<Vec<String>, ExecError>;
+    /// Creates the unit's cgroup (reusing an empty leftover) and sets its
+    /// limits. Returns warnings for limits that cannot be enforced.
+    fn create(&self, unit: &str, limits: &Limits) -> Result<Vec<String>, ExecError>;
+    /// The files a single-threaded process writes `0` into to join the
+    /// unit. v1: `tasks`, which moves only the calling thread and so skips
+    /// the kernel's global threadgroup lock (whose RCU grace period costs
+    /// milliseconds); v2: `cgroup.procs`.
+    fn join_files(&self, unit: &str) -> Vec<PathBuf>;
+    /// The same for the supervisors' cgroup.
+    fn supervisor_join_files(&self) -> Vec<PathBuf>;
+    /// v2: the unit's cgroup directory, for `clone3(CLONE_INTO_CGROUP)`: a
+    /// process born in its cgroup needs no migration at all.
+    fn clone_into(&self, _unit: &str) -> Option<PathBuf> {
+        None
+    }
+    /// v2: the supervisors' cgroup directory, for `clone3(CLONE_INTO_CGROUP)`.
+    fn supervisors_clone_into(&self) -> Option<PathBuf> {
+        None
+    }
+    /// Host pids of the unit's processes (empty if the cgroup is gone).
+    fn procs(&self, unit: &str) -> io::Result<Vec<i32>>;
+    /// Asks the kernel to freeze or thaw; does not wait.
+    fn set_frozen(&self, unit: &str, frozen: bool) -> io::Result<()>;
+    fn freeze_state(&self, unit: &str) -> io::Result<FreezeState>;
+    /// Usage from the cgroup (without `wall_ms`).
+    fn usage(&self, unit: &str) -> io::Result<Usage>;
+    /// How many processes the OOM killer killed in the unit.
+    fn oom_kills(&self, unit: &str) -> io::Result<u64>;
+    /// SIGKILL to every process of the unit, thawing it so they can die.
+    /// Returns how many processes there were.
+    fn kill_all(&self, unit: &str) -> io::Result<u32>;
+    fn exists(&self, unit: &str) -> bool;
+    /// Removes the unit's (empty) cgroup; absent is fine.
+    fn remove(&self, unit: &str) -> io::Result<()>;
+    /// Removes `_supervisors` and our subtree if they are empty.
+    fn remove_parent(&self) -> io::Result<()>;
+}
+
+/// Checks a cgroup parent path: `/`-separated components of
+/// `[A-Za-z0-9._@:-]`, none empty, `.` or `..`.
+pub fn validate_parent(parent: &str) -> Result<(), ExecError> {
+    let ok = !parent.is_empty()
+        && parent.len() <= 200
+        && parent.split('/').all(|c| {
+            !c.is_empty()
+                && c != "."
+                && c != ".."
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':'))
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(ExecError::Cgroup(format!(
+            "invalid cgroup parent {parent:?}: use a relative path of [A-Za-z0-9._@:-] components"
+        )))
+    }
+}
+
+const V1_REQUIRED: [&str; 5] = ["cpu", "cpuacct", "memory", "pids", "freezer"];
+const V1_WANTED: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio"];
+const V2_REQUIRED: [&str; 3] = ["cpu", "memory", "pids"];
+
+/// Detects the cgroup setup of this host. `force` picks a version (tests,
+/// or an administrator who knows better); otherwise see the module doc.
+pub fn detect(parent: &str, force: Option<CgroupVersion>) -> Result<CgroupConfig, ExecError> {
+    validate_parent(parent)?;
+    let text = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| ExecError::io("reading /proc/self/mountinfo", e))?;
+    let mounts = parse_mountinfo(&text);
+    let v2_mount = mounts
+        .iter()
+        .find(|m| m.fstype == "cgroup2")
+        .map(|m| m.mount_point.clone());
+    let v2_controllers = v2_mount
+        .as_ref()
+        .and_then(|m| fs::read_to_string(m.join("cgroup.controllers")).ok())
+        .map(|t| parse::controllers(&t))
+        .unwrap_or_default();
+    let mut v1: Vec<V1Hierarchy> = Vec::new();
+    for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
+        let controllers: Vec<String> = m
+            .super_options
+            .iter()
+            .filter(|o| V1_WANTED.contains(&o.as_str()))
+            .cloned()
+            .collect();
+        if controllers.is_empty() || v1.iter().any(|h| h.controllers == controllers) {
+            continue;
+        }
+        v1.push(V1Hierarchy {
+            mount: m.mount_point.clone(),
+            controllers,
+        });
+    }
+    let v1_complete = V1_REQUIRED
+        .iter()
+        .all(|c| v1.iter().any(|h| h.controllers.iter().any(|x| x == c)));
+    let v2_complete =
+        v2_mount.is_some() && V2_REQUIRED.iter().all(|c| v2_controllers.iter().any(|x| x == c));
+    let version = match force {
+        Some(CgroupVersion::V1) if v1_complete => CgroupVersion::V1,
+        Some(CgroupVersion::V1) => {
+            return Err(ExecError::Cgroup(format!(
+                "cgroup v1 asked for, but not all of {} are mounted",
+                V1_REQUIRED.join(", ")
+            )));
+        }
+        Some(CgroupVersion::V2) if v2_mount.is_some() => CgroupVersion::V2,
+        Some(CgroupVersion::V2) => {
+            return Err(ExecError::Cgroup(
+                "cgroup v2 asked for, but no cgroup2 file system is mounted".into(),
+            ));
+        }
+        None if v2_complete => CgroupVersion::V2,
+        None if v1_complete => CgroupVersion::V1,
+        None if v2_mount.is_some() => CgroupVersion::V2,
+        None => {
+            return Err(ExecError::Cgroup(
+                "no usable cgroup hierarchy: mount cgroup2 (with cpu, memory, pids) or the v1 \
+                 cpu, cpuacct, memory, pids and freezer hierarchies"
+                    .into(),
+            ));
+        }
+    };
+    Ok(match version {
+        CgroupVersion::V1 => CgroupConfig {
+            version,
+            parent: parent.to_string(),
+            v1,
+            v2: None,
+        },
+        CgroupVersion::V2 => CgroupConfig {
+            version,
+            parent: parent.to_string(),
+            v1: Vec::new(),
+            v2: v2_mount,
+        },
+    })
+}
+
+// ---- small file helpers shared by both backends ----
+
+/// Writes one value to a cgroup file in a single `write`.
+pub(crate) fn write_value(path: &Path, value: &str) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(value.as_bytes())
+}
+
+/// Writes a value, turning a missing file into `Ok(false)`.
+pub(crate) fn write_if_present(path: &Path, value: &str) -> io::Result<bool> {
+    match write_value(path, value) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads a cgroup file; `None` if it does not exist.
+pub(crate) fn read_optional(path: &Path) -> io::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// `mkdir`, an existing directory is fine.
+pub(crate) fn mkdir(path: &Path) -> io::Result<()> {
+    match fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `rmdir`, an absent directory is fine.
+pub(crate) fn rmdir(path: &Path) -> io::Result<()> {
+    match fs::remove_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Pids of a `cgroup.procs` file; a missing cgroup has none.
+pub(crate) fn read_procs(path: &Path) -> io::Result<Vec<i32>> {
+    Ok(read_optional(path)?
+        .map(|t| parse::pids(&t))
+        .unwrap_or_default())
+}
+
+/// Sends `signal` to each pid; returns how many it reached.
+pub(crate) fn signal_pids(pids: &[i32], signal: i32) -> u32 {
+    let mut n = 0;
+    for &pid in pids {
+        if pid <= 1 {
+            continue;
+        }
+        // SAFETY: kill(2) with a positive pid has no memory effects.
+        if unsafe { libc::kill(pid, signal) } == 0 {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn mb_context(path: &Path, e: io::Error) -> ExecError {
+    ExecError::Cgroup(format!("{}: {e}", path.display()))
+}
+
+/// `map_err` helper naming the cgroup file.
+pub(crate) fn cg_err(path: &Path) -> impl FnOnce(io::Error) -> ExecError + '_ {
+    move |e| mb_context(path, e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parents() {
+        for good in ["xtreem", "xtreem-n1", "system.slice/xosd.service/units", "a@b:c"] {
+            validate_parent(good).unwrap();
+        }
+        for bad in ["", "/xtreem", "a//b", "a/../b", "..", "a b", "x/"] {
+            assert!(validate_parent(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,592 @@
+//! [`Executor`]: the daemon's side. It launches supervisors, reads the
+//! state they leave in the unit directories, and acts on the units'
+//! cgroups (signals, freezer, usage). It keeps no state a restart would
+//! lose: a new `Executor` on the same root sees the same units.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use xtreem_util::time::unix_now_millis;
+
+use crate::cgroup::{self, CgroupBackend, CgroupConfig, CgroupVersion, FreezeState};
+use crate::error::{ExecError, io_err};
+use crate::files::{self, EXIT, Liveness, SPEC, STARTED};
+use crate::spec::{LaunchSpec, Stream, validate_unit_name};
+use crate::status::{ExitRecord, Report, StartedRecord, UnitState, UnitStatus, Usage};
+use crate::supervisor::SupervisorInput;
+
+/// How long `launch` waits for the supervisor to report.
+pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `freeze` waits for the cgroup to be frozen.
+pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Polling period of `wait` when a pidfd cannot be used.
+const WAIT_POLL: Duration = Duration::from_millis(50);
+/// The reason of a unit whose supervisor died without recording an exit.
+pub const SUPERVISOR_LOST: &str = "supervisor lost";
+
+/// Runs units on this node. See the crate documentation for the design.
+#[derive(Debug)]
+pub struct Executor {
+    root: PathBuf,
+    supervisor: Vec<OsString>,
+    cgroup_config: CgroupConfig,
+    cgroup: Box<dyn CgroupBackend>,
+    warnings: Vec<String>,
+    /// Units whose `launch` is in progress in this process.
+    launching: Mutex<HashSet<String>>,
+}
+
+/// Removes a unit from `launching` when `launch` returns.
+struct LaunchGuard<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    unit: String,
+}
+
+impl Drop for LaunchGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.unit);
+        }
+    }
+}
+
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+impl Executor {
+    /// Opens (creating it, mode 0700) the directory holding one subdirectory
+    /// per unit, detects the cgroup version and prepares our cgroup subtree.
+    ///
+    /// `supervisor` is the program and leading arguments that run the
+    /// supervisor: it is invoked as `<supervisor...> <unit dir>` and must
+    /// call [`crate::supervise`]. `cgroup_parent` names our subtree in every
+    /// hierarchy (`xtreem`, `xtreem-<node>`: one per node on a shared host).
+    pub fn open(
+        root: PathBuf,
+        supervisor: Vec<OsString>,
+        cgroup_parent: &str,
+    ) -> Result<Executor, ExecError> {
+        Executor::open_with(root, supervisor, cgroup_parent, None)
+    }
+
+    /// As [`Executor::open`], with the cgroup version forced (`None`: detect).
+    pub fn open_with(
+        root: PathBuf,
+        supervisor: Vec<OsString>,
+        cgroup_parent: &str,
+        version: Option<CgroupVersion>,
+    ) -> Result<Executor, ExecError> {
+        if supervisor.is_empty() {
+            return Err(ExecError::Supervisor("no supervisor program given".into()));
+        }
+        fs::create_dir_all(&root).map_err(io_err(format!("creating {}", root.display())))?;
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
+            .map_err(io_err(format!("setting the mode of {}", root.display())))?;
+        let cgroup_config = cgroup::detect(cgroup_parent, version)?;
+        let cgroup = cgroup_config.backend()?;
+        let warnings = cgroup.setup_parent()?;
+        for w in &warnings {
+            tracing::warn!(target: "xtreem_exec", "{w}");
+        }
+        Ok(Executor {
+            root,
+            supervisor,
+            cgroup_config,
+            cgroup,
+            warnings,
+            launching: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub fn cgroup_version(&self) -> CgroupVersion {
+        self.cgroup.version()
+    }
+
+    /// What `open` found lacking (limits that cannot be enforced).
+    pub fn cgroup_warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The directory of a unit (whether or not it exists).
+    pub fn unit_dir(&self, unit: &str) -> Result<PathBuf, ExecError> {
+        validate_unit_name(unit)?;
+        Ok(self.root.join(unit))
+    }
+
+    fn existing_unit_dir(&self, unit: &str) -> Result<PathBuf, ExecError> {
+        let dir = self.unit_dir(unit)?;
+        if !dir.is_dir() {
+            return Err(ExecError::NoSuchUnit(unit.to_string()));
+        }
+        Ok(dir)
+    }
+
+    fn is_launching(&self, unit: &str) -> bool {
+        self.launching
+            .lock()
+            .map(|s| s.contains(unit))
+            .unwrap_or(false)
+    }
+
+    /// Starts a unit: writes its spec, spawns its supervisor (detached: its
+    /// own session, not our child) and returns once the program runs
+    /// (`Running`) or could not be started (`Failed`, with the reason).
+    /// Blocking; takes a few milliseconds.
+    pub fn launch(&self, spec: &LaunchSpec) -> Result<UnitStatus, ExecError> {
+        spec.validate()?;
+        if !spec
+            .workdir
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)))
+        {
+            return Err(ExecError::InvalidSpec(format!(
+                "workdir {} must be a normalized absolute path",
+                spec.workdir.display()
+            )));
+        }
+        if spec.workdir == Path::new("/tmp") {
+            return Err(ExecError::InvalidSpec(
+                "workdir must not be /tmp itself: the job gets a private /tmp".into(),
+            ));
+        }
+        match fs::metadata(&spec.workdir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(ExecError::InvalidSpec(format!(
+                    "workdir {} is not a directory",
+                    spec.workdir.display()
+                )));
+            }
+            Err(e) => {
+                return Err(ExecError::InvalidSpec(format!(
+                    "workdir {}: {e}",
+                    spec.workdir.display()
+                )));
+            }
+        }
+        let unit = spec.unit.as_str();
+        let dir = self.unit_dir(unit)?;
+        {
+            let mut set = self
+                .launching
+                .lock()
+                .map_err(|_| ExecError::Supervisor("launch lock poisoned".into()))?;
+            if !set.insert(unit.to_string()) {
+                return Err(ExecError::UnitExists(unit.to_string()));
+            }
+        }
+        let _guard = LaunchGuard {
+            set: &self.launching,
+            unit: unit.to_string(),
+        };
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(ExecError::UnitExists(unit.to_string()));
+            }
+            Err(e) => return Err(ExecError::io(format!("creating {}", dir.display()), e)),
+        }
+        let input = SupervisorInput {
+            spec: spec.clone(),
+            cgroup: self.cgroup_config.clone(),
+        };
+        let bytes = serde_json::to_vec(&input).map_err(|e| ExecError::State {
+            path: dir.join(SPEC),
+            why: e.to_string(),
+        })?;
+        let spec_path = dir.join(SPEC);
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&spec_path)
+            .and_then(|mut f| f.write_all(&bytes))
+            .map_err(io_err(format!("writing {}", spec_path.display())))?;
+        files::create_lock(&dir)?;
+
+        let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| ExecError::io("pipe", io::Error::from(e)))?;
+        let mut cmd = Command::new(&self.supervisor[0]);
+        cmd.args(&self.supervisor[1..])
+            .arg(&dir)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(report_w))
+            .stderr(Stdio::null());
+        let spawned = cmd.spawn();
+        // The command holds our copy of the pipe's write end: close it, so a
+        // supervisor that dies without reporting shows as EOF.
+        drop(cmd);
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                // Nothing runs: leave no unit behind.
+                let _ = fs::remove_dir_all(&dir);
+                return Err(ExecError::Supervisor(format!(
+                    "cannot start {}: {e}",
+                    PathBuf::from(&self.supervisor[0]).display()
+                )));
+            }
+        };
+        let line = read_report(report_r, LAUNCH_TIMEOUT);
+        // The first supervisor process exits as soon as it has forked.
+        let _ = child.wait();
+        let line = line?;
+        let report: Report = match line {
+            Some(l) => serde_json::from_slice(&l).map_err(|e| {
+                ExecError::Supervisor(format!("unreadable report {:?}: {e}", String::from_utf8_lossy(&l)))
+            })?,
+            None => {
+                return Err(ExecError::Supervisor(format!(
+                    "exited without reporting: {}",
+                    log_tail(&dir)
+                )));
+            }
+        };
+        Ok(match report {
+            Report::Started(s) => running_status(unit, &s, Usage::default()),
+            Report::Failed(rec) => rec.into_status(unit),
+        })
+    }
+
+    /// The units present (for re-adoption after a daemon restart).
+    pub fn units(&self) -> Result<Vec<String>, ExecError> {
+        let mut out = Vec::new();
+        let entries =
+            fs::read_dir(&self.root).map_err(io_err(format!("listing {}", self.root.display())))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err(format!("listing {}", self.root.display())))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if validate_unit_name(&name).is_ok() && entry.path().is_dir() {
+                out.push(name);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The unit's spec as launched.
+    pub fn spec(&self, unit: &str) -> Result<LaunchSpec, ExecError> {
+        let dir = self.existing_unit_dir(unit)?;
+        let input: SupervisorInput = files::read_json(&dir, SPEC)?.ok_or_else(|| ExecError::State {
+            path: dir.join(SPEC),
+            why: "missing".into(),
+        })?;
+        Ok(input.spec)
+    }
+
+    /// Where the unit's stdout or stderr goes.
+    pub fn output_path(&self, unit: &str, stream: Stream) -> Result<PathBuf, ExecError> {
+        Ok(self.spec(unit)?.output_path(stream).to_path_buf())
+    }
+
+    /// The unit's state, from its state files, its lock and its cgroup.
+    pub fn status(&self, unit: &str) -> Result<UnitStatus, ExecError> {
+        let dir = self.existing_unit_dir(unit)?;
+        if let Some(rec) = files::read_json::<ExitRecord>(&dir, EXIT)? {
+            return Ok(rec.into_status(unit));
+        }
+        let liveness = files::liveness(&dir)?;
+        let started: Option<StartedRecord> = files::read_json(&dir, STARTED)?;
+        let alive = match liveness {
+            Liveness::Alive(pid) => Some(pid),
+            Liveness::Gone if self.is_launching(unit) => Some(None),
+            Liveness::Gone => None,
+        };
+        if let Some(pid) = alive {
+            let mut usage = self.live_usage(unit);
+            let mut status = match &started {
+                Some(s) => {
+                    usage.wall_ms = unix_now_millis().saturating_sub(s.started_unix_ms);
+                    running_status(unit, s, usage)
+                }
+                None => UnitStatus {
+                    unit: unit.to_string(),
+                    state: UnitState::Running,
+                    reason: None,
+                    limit_exceeded: None,
+                    supervisor_pid: pid,
+                    job_pid: None,
+                    started_unix_ms: mtime_ms(&dir.join(SPEC)),
+                    ended_unix_ms: None,
+                    usage,
+                },
+            };
+            if pid.is_some() {
+                status.supervisor_pid = pid;
+            }
+            if self.cgroup.freeze_state(unit).ok() == Some(FreezeState::Frozen) {
+                status.state = UnitState::Frozen;
+            }
+            return Ok(status);
+        }
+        // The supervisor may have written the exit and ended between our reads.
+        if let Some(rec) = files::read_json::<ExitRecord>(&dir, EXIT)? {
+            return Ok(rec.into_status(unit));
+        }
+        Ok(UnitStatus {
+            unit: unit.to_string(),
+            state: UnitState::Failed,
+            reason: Some(SUPERVISOR_LOST.to_string()),
+            limit_exceeded: None,
+            supervisor_pid: None,
+            job_pid: started.as_ref().map(|s| s.job_pid),
+            started_unix_ms: started
+                .as_ref()
+                .map(|s| s.started_unix_ms)
+                .unwrap_or_else(|| mtime_ms(&dir.join(SPEC))),
+            ended_unix_ms: None,
+            usage: self.live_usage(unit),
+        })
+    }
+
+    fn live_usage(&self, unit: &str) -> Usage {
+        if !self.cgroup.exists(unit) {
+            return Usage::default();
+        }
+        self.cgroup.usage(unit).unwrap_or_else(|e| {
+            tracing::debug!(target: "xtreem_exec", unit, "reading usage: {e}");
+            Usage::default()
+        })
+    }
+
+    /// Resolves when the unit has ended (also for units started before a
+    /// daemon restart): waits on a pidfd of the supervisor, polling when
+    /// that is not possible.
+    pub async fn wait(&self, unit: &str) -> Result<UnitStatus, ExecError> {
+        let dir = self.existing_unit_dir(unit)?;
+        loop {
+            let status = self.status(unit)?;
+            if !status.state.is_active() {
+                return Ok(status);
+            }
+            if let Some(fd) = status.supervisor_pid.and_then(pidfd_open) {
+                // The pid could have been reused before pidfd_open: the lock,
+                // still held now, proves the pidfd is our supervisor.
+                if matches!(files::liveness(&dir)?, Liveness::Alive(_)) {
+                    // SAFETY: the OwnedFd is a valid descriptor that stays
+                    // open (owned by the AsyncFd) while it is registered.
+                    let registered = unsafe {
+                        tokio::io::unix::AsyncFd::register_with_interest(
+                            fd,
+                            tokio::io::Interest::READABLE,
+                        )
+                    };
+                    if let Ok(afd) = registered {
+                        let _ = afd.readable().await;
+                        continue;
+                    }
+                } else {
+                    continue;
+                }
+            }
+            tokio::time::sleep(WAIT_POLL).await;
+        }
+    }
+
+    /// Sends `signal` to every process of the unit's cgroup (the
+    /// namespace's init is not in it); returns how many. SIGKILL also thaws
+    /// a frozen unit so it dies. SIGSTOP and SIGCONT are refused: use
+    /// [`Executor::freeze`] and [`Executor::thaw`].
+    pub fn signal(&self, unit: &str, signal: i32) -> Result<u32, ExecError> {
+        self.existing_unit_dir(unit)?;
+        if signal == libc::SIGSTOP || signal == libc::SIGCONT {
+            return Err(ExecError::Refused(
+                "SIGSTOP and SIGCONT are not sent to units: freeze or thaw the unit instead".into(),
+            ));
+        }
+        if !(0..=libc::SIGRTMAX()).contains(&signal) {
+            return Err(ExecError::Refused(format!("{signal} is not a signal number")));
+        }
+        if signal == libc::SIGKILL {
+            return self
+                .cgroup
+                .kill_all(unit)
+                .map_err(io_err(format!("killing unit {unit}")));
+        }
+        let pids = self
+            .cgroup
+            .procs(unit)
+            .map_err(io_err(format!("listing the processes of {unit}")))?;
+        Ok(cgroup::signal_pids(&pids, signal))
+    }
+
+    fn require_running(&self, unit: &str) -> Result<(), ExecError> {
+        let dir = self.existing_unit_dir(unit)?;
+        if files::read_json::<ExitRecord>(&dir, EXIT)?.is_some()
+            || files::liveness(&dir)? == Liveness::Gone
+        {
+            return Err(ExecError::NotRunning(unit.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Freezes every process of the unit (cgroup freezer) and returns once
+    /// they are frozen.
+    pub fn freeze(&self, unit: &str) -> Result<(), ExecError> {
+        self.require_running(unit)?;
+        self.cgroup
+            .set_frozen(unit, true)
+            .map_err(io_err(format!("freezing {unit}")))?;
+        let until = Instant::now() + FREEZE_TIMEOUT;
+        let mut pause = Duration::from_micros(100);
+        loop {
+            match self.cgroup.freeze_state(unit) {
+                Ok(FreezeState::Frozen) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(ExecError::io(format!("reading the freezer of {unit}"), e)),
+            }
+            if Instant::now() >= until {
+                return Err(ExecError::Cgroup(format!(
+                    "unit {unit} is still freezing after {} s",
+                    FREEZE_TIMEOUT.as_secs()
+                )));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// Thaws a frozen unit.
+    pub fn thaw(&self, unit: &str) -> Result<(), ExecError> {
+        self.require_running(unit)?;
+        self.cgroup
+            .set_frozen(unit, false)
+            .map_err(io_err(format!("thawing {unit}")))
+    }
+
+    /// Live usage from the cgroup, or the final one recorded at exit.
+    pub fn usage(&self, unit: &str) -> Result<Usage, ExecError> {
+        Ok(self.status(unit)?.usage)
+    }
+
+    /// Deletes an ended unit: its cgroup and its directory. Refused while
+    /// the supervisor lives. Collect the final status first.
+    pub fn remove(&self, unit: &str) -> Result<(), ExecError> {
+        let dir = self.existing_unit_dir(unit)?;
+        if self.is_launching(unit) || matches!(files::liveness(&dir)?, Liveness::Alive(_)) {
+            return Err(ExecError::StillRunning(unit.to_string()));
+        }
+        if self.cgroup.exists(unit) {
+            // Nothing should be left; a lost supervisor's unit might be.
+            let until = Instant::now() + Duration::from_secs(2);
+            while self.cgroup.procs(unit).is_ok_and(|p| !p.is_empty()) && Instant::now() < until {
+                let _ = self.cgroup.kill_all(unit);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            self.cgroup
+                .remove(unit)
+                .map_err(io_err(format!("removing the cgroup of {unit}")))?;
+        }
+        fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
+    }
+
+    /// Removes our cgroup subtree if no unit and no supervisor is left in it
+    /// (tests, node decommissioning).
+    pub fn remove_cgroup_parent(&self) -> Result<(), ExecError> {
+        self.cgroup
+            .remove_parent()
+            .map_err(io_err("removing the cgroup parent"))
+    }
+}
+
+fn running_status(unit: &str, s: &StartedRecord, usage: Usage) -> UnitStatus {
+    UnitStatus {
+        unit: unit.to_string(),
+        state: UnitState::Running,
+        reason: None,
+        limit_exceeded: None,
+        supervisor_pid: Some(s.supervisor_pid),
+        job_pid: Some(s.job_pid),
+        started_unix_ms: s.started_unix_ms,
+        ended_unix_ms: None,
+        usage,
+    }
+}
+
+fn mtime_ms(path: &Path) -> u64 {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The last lines of the supervisor's log, for error messages.
+fn log_tail(dir: &Path) -> String {
+    let text = fs::read_to_string(dir.join(files::LOG)).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(3)..].join(" | ");
+    if tail.is_empty() {
+        format!("nothing in {}", dir.join(files::LOG).display())
+    } else {
+        tail
+    }
+}
+
+/// Reads the supervisor's one-line report: `None` on EOF without a line.
+fn read_report(fd: OwnedFd, timeout: Duration) -> Result<Option<Vec<u8>>, ExecError> {
+    let until = Instant::now() + timeout;
+    let mut file = fs::File::from(fd);
+    let mut buf = Vec::with_capacity(512);
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(end) = buf.iter().position(|b| *b == b'\n') {
+            buf.truncate(end);
+            return Ok(Some(buf));
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ExecError::Supervisor(format!(
+                "no report within {} s",
+                timeout.as_secs()
+            )));
+        }
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll on one pollfd we own.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(ExecError::io("waiting for the supervisor", e));
+        }
+        if rc == 0 {
+            continue;
+        }
+        match file.read(&mut chunk) {
+            Ok(0) => return Ok(None),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(ExecError::io("reading the supervisor's report", e)),
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The code that runs between `fork` and `exec`: the namespace's init
+//! (pid 1) and the job process (pid 2).
+//!
+//! The supervisor is single-threaded, so allocating here would be safe, but
+//! everything the children need is prepared before the fork ([`ChildPlan`])
+//! and the children make raw system calls only.
+
+use std::ffi::{CString, c_int};
+use std::os::fd::RawFd;
+use std::path::{Component, Path};
+
+use crate::spec::LaunchSpec;
+
+/// Where the job process failed before running the program.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Stage {
+    JoinCgroup = 1,
+    MountNamespace = 2,
+    OpenStdin = 3,
+    OpenStdout = 4,
+    OpenStderr = 5,
+    Workdir = 6,
+    Tmp = 7,
+    Proc = 8,
+    Stdio = 9,
+    Ids = 10,
+    Chdir = 11,
+    Exec = 12,
+}
+
+impl Stage {
+    pub(crate) fn from_u32(v: u32) -> Option<Stage> {
+        use Stage::*;
+        Some(match v {
+            1 => JoinCgroup,
+            2 => MountNamespace,
+            3 => OpenStdin,
+            4 => OpenStdout,
+            5 => OpenStderr,
+            6 => Workdir,
+            7 => Tmp,
+            8 => Proc,
+            9 => Stdio,
+            10 => Ids,
+            11 => Chdir,
+            12 => Exec,
+            _ => return None,
+        })
+    }
+}
+
+/// Everything the job process needs, as C strings, built before the fork.
+pub(crate) struct ChildPlan {
+    join: Vec<CString>,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    stdin: CString,
+    stdout: CString,
+    stderr: CString,
+    workdir: CString,
+    /// Directories to create in the new `/tmp` so the workdir, when it lives
+    /// under `/tmp`, is bind-mounted back at its own path (the last one is
+    /// the mount point).
+    tmp_bind: Vec<CString>,
+    tmpfs_options: CString,
+    candidates: Vec<CString>,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
+    CString::new(s).map_err(|_| format!("{what} contains a NUL byte"))
+}
+
+fn cpath(what: &str, p: &Path) -> Result<CString, String> {
+    cstring(what, p.as_os_str().as_encoded_bytes().to_vec())
+}
+
+impl ChildPlan {
+    pub(crate) fn new(spec: &LaunchSpec, join: &[std::path::PathBuf]) -> Result<ChildPlan, String> {
+        let program = spec.argv.first().ok_or("argv is empty")?;
+        let candidates = if program.contains('/') {
+            vec![cstring("argv[0]", program.as_str())?]
+        } else {
+            spec.search_path()
+                .split(':')
+                .map(|dir| {
+                    let dir = if dir.is_empty() { "." } else { dir };
+                    cstring("PATH", format!("{}/{program}", dir.trim_end_matches('/')))
+                })
+                .collect::<Result<_, _>>()?
+        };
+        let mut tmp_bind = Vec::new();
+        if let Ok(rest) = spec.workdir.strip_prefix("/tmp") {
+            let mut at = std::path::PathBuf::from("/tmp");
+            for c in rest.components() {
+                match c {
+                    Component::Normal(name) => {
+                        at.push(name);
+                        tmp_bind.push(cpath("workdir", &at)?);
+                    }
+                    _ => return Err("workdir must be a normalized absolute path".into()),
+                }
+            }
+            if tmp_bind.is_empty() {
+                return Err("workdir must not be /tmp itself: the job gets a private /tmp".into());
+            }
+        }
+        let mut tmpfs_options = String::from("mode=1777");
+        if spec.limits.memory_bytes > 0 {
+            tmpfs_options.push_str(&format!(",size={}", spec.limits.memory_bytes));
+        }
+        Ok(ChildPlan {
+            join: join
+                .iter()
+                .map(|p| cpath("cgroup file", p))
+                .collect::<Result<_, _>>()?,
+            uid: spec.uid,
+            gid: spec.gid,
+            stdin: cpath(
+                "stdin",
+                spec.stdin.as_deref().unwrap_or(Path::new("/dev/null")),
+            )?,
+            stdout: cpath("stdout", &spec.stdout)?,
+            stderr: cpath("stderr", &spec.stderr)?,
+            workdir: cpath("workdir", &spec.workdir)?,
+            tmp_bind,
+            tmpfs_options: cstring("tmpfs options", tmpfs_options)?,
+            candidates,
+            argv: spec
+                .argv
+                .iter()
+                .map(|a| cstring("an argument", a.as_str()))
+                .collect::<Result<_, _>>()?,
+            envp: spec
+                .env
+                .iter()
+                .map(|(k, v)| cstring("the environment", format!("{k}={v}")))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+fn errno() -> c_int {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Reports `stage`/`errno` on the error pipe and ends the process.
+fn fail(err_fd: RawFd, stage: Stage, errno: c_int) -> ! {
+    let mut msg = [0u8; 8];
+    msg[..4].copy_from_slice(&(stage as u32).to_le_bytes());
+    msg[4..].copy_from_slice(&errno.to_le_bytes());
+    // SAFETY: plain system calls on a buffer we own; _exit never returns.
+    unsafe {
+        libc::write(err_fd, msg.as_ptr().cast(), msg.len());
+        libc::_exit(127)
+    }
+}
+
+/// Parses what [`fail`] wrote.
+pub(crate) fn decode_failure(msg: &[u8]) -> Option<(Stage, i32)> {
+    let stage = u32::from_le_bytes(msg.get(..4)?.try_into().ok()?);
+    let errno = i32::from_le_bytes(msg.get(4..8)?.try_into().ok()?);
+    Some((Stage::from_u32(stage)?, errno))
+}
+
+fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
+    v.iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// The job process: joins the cgroup, gets a private mount namespace with
+/// its own `/tmp` and `/proc`, opens its files as the job's user, drops to
+/// that user for good, and execs. Never returns; failures go to `err_fd`
+/// (close-on-exec, so a successful exec closes it: the supervisor reads EOF).
+pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
+    let argv = null_terminated(&plan.argv);
+    let envp = null_terminated(&plan.envp);
+    // SAFETY: the process is a fresh fork of the single-threaded supervisor;
+    // every pointer passed below comes from a CString or a local that
+    // outlives the call.
+    unsafe {
+        // The supervisor blocks signals and Rust ignores SIGPIPE: the job
+        // starts with defaults.
+        for sig in 1..=libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+
+        // 1. Into the unit's cgroup before anything else runs (unless born
+        //    there by clone3).
+        let join: &[CString] = if in_cgroup { &[] } else { &plan.join };
+        for f in join {
+            let fd = libc::open(f.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 {
+                fail(err_fd, Stage::JoinCgroup, errno());
+            }
+            if libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(err_fd, Stage::JoinCgroup, errno());
+            }
+            libc::close(fd);
+        }
+
+        // 2. A mount namespace of its own; host mounts still propagate in
+        //    (slave), ours never out.
+        if libc::unshare(libc::CLONE_NEWNS) != 0 {
+            fail(err_fd, Stage::MountNamespace, errno());
+        }
+        if libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_SLAVE,
+            std::ptr::null(),
+        ) != 0
+        {
+            fail(err_fd, Stage::MountNamespace, errno());
+        }
+
+        // 3. Open the job's files with the job's file-system identity, so a
+        //    symlink planted by the user cannot make root open anything.
+        let groups = [plan.gid];
+        if libc::setgroups(1, groups.as_ptr()) != 0 {
+            fail(err_fd, Stage::Ids, errno());
+        }
+        libc::setfsgid(plan.gid);
+        libc::setfsuid(plan.uid);
+        if libc::setfsuid(plan.uid) != plan.uid as c_int
+            || libc::setfsgid(plan.gid) != plan.gid as c_int
+        {
+            fail(err_fd, Stage::Ids, libc::EPERM);
+        }
+        let flags_out = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY | libc::O_CLOEXEC;
+        let stdin = libc::open(
+            plan.stdin.as_ptr(),
+            libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if stdin < 0 {
+            fail(err_fd, Stage::OpenStdin, errno());
+        }
+        let stdout = libc::open(plan.stdout.as_ptr(), flags_out, 0o600 as libc::c_uint);
+        if stdout < 0 {
+            fail(err_fd, Stage::OpenStdout, errno());
+        }
+        let stderr = libc::open(plan.stderr.as_ptr(), flags_out, 0o600 as libc::c_uint);
+        if stderr < 0 {
+            fail(err_fd, Stage::OpenStderr, errno());
+        }
+        let workdir = libc::open(
+            plan.workdir.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if workdir < 0 {
+            fail(err_fd, Stage::Workdir, errno());
+        }
+        libc::setfsuid(0);
+        libc::setfsgid(0);
+
+        // 4. A private /tmp, sized to the memory limit (its pages are charged
+        //    to the unit). A workdir under /tmp is bound back in place.
+        if libc::mount(
+            c"tmpfs".as_ptr(),
+            c"/tmp".as_ptr(),
+            c"tmpfs".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV,
+            plan.tmpfs_options.as_ptr().cast(),
+        ) != 0
+        {
+            fail(err_fd, Stage::Tmp, errno());
+        }
+        if let Some(target) = plan.tmp_bind.last() {
+            for dir in &plan.tmp_bind {
+                if libc::mkdir(dir.as_ptr(), 0o755) != 0 && errno() != libc::EEXIST {
+                    fail(err_fd, Stage::Tmp, errno());
+                }
+            }
+            // "/proc/self/fd/N" of the host /proc, still mounted here.
+            let mut src = *b"/proc/self/fd/\0\0\0\0\0\0\0\0\0\0\0\0";
+            let mut n = workdir as u32;
+            let mut digits = [0u8; 10];
+            let mut len = 0;
+            loop {
+                digits[len] = b'0' + (n % 10) as u8;
+                len += 1;
+                n /= 10;
+                if n == 0 {
+                    break;
+                }
+            }
+            for i in 0..len {
+                src[14 + i] = digits[len - 1 - i];
+            }
+            if libc::mount(
+                src.as_ptr().cast(),
+                target.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REC,
+                std::ptr::null(),
+            ) != 0
+            {
+                fail(err_fd, Stage::Tmp, errno());
+            }
+        }
+
+        // 5. /proc of the new PID namespace.
+        if libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        ) != 0
+        {
+            fail(err_fd, Stage::Proc, errno());
+        }
+
+        // 6. Standard streams (dup2 clears close-on-exec on the copies).
+        if libc::dup2(stdin, 0) < 0 || libc::dup2(stdout, 1) < 0 || libc::dup2(stderr, 2) < 0 {
+            fail(err_fd, Stage::Stdio, errno());
+        }
+
+        // 7. The job's identity, for good.
+        if libc::setresgid(plan.gid, plan.gid, plan.gid) != 0 {
+            fail(err_fd, Stage::Ids, errno());
+        }
+        if libc::setresuid(plan.uid, plan.uid, plan.uid) != 0 {
+            fail(err_fd, Stage::Ids, errno());
+        }
+        if libc::getuid() == 0 || libc::geteuid() == 0 || libc::getgid() == 0 || libc::getegid() == 0
+        {
+            fail(err_fd, Stage::Ids, libc::EPERM);
+        }
+
+        // 8. Working directory, checked with the job's permissions.
+        if libc::fchdir(workdir) != 0 {
+            fail(err_fd, Stage::Chdir, errno());
+        }
+        libc::umask(0o022);
+        // Nothing but 0, 1, 2 (and the error pipe until exec) crosses exec.
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        );
+
+        // 9. Exec, searching PATH like execvp (but never via /bin/sh).
+        let mut last = libc::ENOENT;
+        let mut denied = false;
+        for path in &plan.candidates {
+            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            last = errno();
+            match last {
+                libc::EACCES => denied = true,
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ELOOP | libc::ENAMETOOLONG
+                    if plan.candidates.len() > 1 => {}
+                _ => break,
+            }
+        }
+        if denied && matches!(last, libc::ENOENT | libc::ENOTDIR | libc::ESTALE) {
+            last = libc::EACCES;
+        }
+        fail(err_fd, Stage::Exec, last)
+    }
+}
+
+/// The namespace's init (pid 1): reaps orphans (SIGCHLD ignored, so the
+/// kernel reaps them) and ends when the supervisor does (EOF on
+/// `alive_fd`); its end kills every process left in the namespace.
+pub(crate) fn init(alive_fd: RawFd) -> ! {
+    // SAFETY: plain system calls in a fresh fork of a single-threaded process.
+    unsafe {
+        libc::dup2(alive_fd, 0);
+        libc::syscall(libc::SYS_close_range, 1 as libc::c_uint, libc::c_uint::MAX, 0 as libc::c_uint);
+        libc::prctl(libc::PR_SET_NAME, c"xtreem-init".as_ptr() as libc::c_ulong, 0, 0, 0);
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+        let mut buf = [0u8; 16];
+        loop {
+            let n = libc::read(0, buf.as_mut_ptr().cast(), buf.len());
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            if n <= 0 {
+                libc::_exit(0);
+            }
+        }
+    }
+}
+
+/// `clone3` arguments (Linux 5.7 layout, with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `fork`, the child being born in the cgroup `cgroup_fd` (v2): no
+/// migration. Returns 0 in the child, its pid in the parent, or the errno
+/// (no clone3, kernel before 5.7, cgroup not usable): fall back to `fork`.
+///
+/// # Safety
+/// Like `fork`, and more: glibc's fork bookkeeping is skipped, so the child
+/// must only make raw system calls until it execs or `_exit`s.
+pub(crate) unsafe fn fork_into_cgroup(cgroup_fd: RawFd) -> Result<libc::pid_t, c_int> {
+    let mut args = CloneArgs {
+        flags: CLONE_INTO_CGROUP,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_fd as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: the caller upholds fork's rules; `args` outlives the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &mut args as *mut CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    if rc < 0 {
+        Err(errno())
+    } else {
+        Ok(rc as libc::pid_t)
+    }
+}

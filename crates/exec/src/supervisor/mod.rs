@@ -1,0 +1,683 @@
+//! The supervisor: one process per unit, started by the executor as
+//! `<supervisor...> <unit dir>`, that outlives the daemon.
+//!
+//! Process tree (host view):
+//!
+//! ```text
+//! daemon ─spawn─> S0 ─fork─> S (supervisor, own session, cgroup <parent>/_supervisors)
+//!                   exits      ├─ I  init, pid 1 of the unit's PID namespace (not in the unit cgroup)
+//!                              └─ J  job, pid 2 of that namespace, in the unit cgroup; exec's the program
+//! ```
+//!
+//! S0 forks and exits at once, so the supervisor is nobody's child but
+//! init's and the daemon never has to reap it. S unshares a PID namespace
+//! and forks I first (so it is pid 1) and then J (pid 2): both are S's
+//! children, so S learns J's host pid from `fork` and its exact wait status
+//! from `waitpid`; I only reaps orphans and, when it ends (S killing it, or
+//! S dying: I reads EOF on a pipe only S holds), the kernel kills every
+//! process left in the namespace. J joins the unit cgroup, unshares a mount
+//! namespace (private `/tmp`, its own `/proc`), opens its files as the job's
+//! user, drops to that user and execs; an exec failure travels back on a
+//! close-on-exec pipe (EOF means the exec succeeded).
+//!
+//! S reports to the launcher on its stdout (a pipe) with one JSON line, and
+//! records `started.json` and `exit.json` in the unit directory (temporary
+//! file + rename). It holds an flock on `supervisor.lock` for its whole life:
+//! whoever can take that lock knows the supervisor is gone.
+
+mod child;
+
+use std::ffi::c_int;
+use std::fs;
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use xtreem_util::time::unix_now_millis;
+
+use crate::cgroup::{CgroupBackend, CgroupConfig, CgroupVersion, FreezeState};
+use crate::files::{self, EXIT, LOCK, LOG, SPEC, STARTED};
+use crate::spec::{KILL_GRACE, LaunchSpec, fmt_bytes, fmt_duration};
+use crate::status::{ExitRecord, LimitExceeded, Report, StartedRecord, UnitState, Usage};
+use child::{ChildPlan, Stage};
+
+/// `spec.json`: what the executor hands the supervisor.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub(crate) struct SupervisorInput {
+    pub spec: LaunchSpec,
+    pub cgroup: CgroupConfig,
+}
+
+/// How long the supervisor waits for the processes of an ended unit to
+/// leave its cgroup before recording the exit anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The supervisor's main. The daemon binary calls it from a hidden
+/// `xosd supervise DIR` subcommand, before starting any thread (it forks).
+/// Never returns.
+pub fn supervise(unit_dir: &Path) -> ! {
+    // SAFETY: called at the start of a freshly exec'd, single-threaded
+    // process; the parent leaves with _exit at once.
+    match unsafe { libc::fork() } {
+        -1 => {
+            eprintln!("xtreem-supervisor: fork: {}", io::Error::last_os_error());
+            std::process::exit(1)
+        }
+        0 => {}
+        _ => unsafe { libc::_exit(0) },
+    }
+    // SAFETY: setsid has no memory effects; the child of a fork is never a
+    // process-group leader, so it succeeds.
+    unsafe { libc::setsid() };
+    let code = match run(unit_dir) {
+        Ok(()) => 0,
+        Err(e) => {
+            log(&format!("giving up: {e}"));
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn log(msg: &str) {
+    eprintln!(
+        "{} xtreem-supervisor[{}]: {msg}",
+        unix_now_millis(),
+        std::process::id()
+    );
+}
+
+fn errno_text(errno: i32) -> &'static str {
+    nix::errno::Errno::from_raw(errno).desc()
+}
+
+/// The pipe to the launcher (our stdout at start), moved off fd 1.
+struct Reporter(Option<OwnedFd>);
+
+impl Reporter {
+    fn send(&mut self, report: &Report) {
+        let Some(fd) = self.0.take() else {
+            return;
+        };
+        let mut line = match serde_json::to_vec(report) {
+            Ok(l) => l,
+            Err(e) => {
+                log(&format!("cannot encode the report: {e}"));
+                return;
+            }
+        };
+        line.push(b'\n');
+        let mut file = fs::File::from(fd);
+        // The launcher may be gone (the daemon died): nothing to do then.
+        if let Err(e) = file.write_all(&line) {
+            log(&format!("cannot report to the launcher: {e}"));
+        }
+    }
+}
+
+/// Rearranges the standard descriptors: the launcher's pipe moves to a
+/// close-on-exec descriptor, stdin and stdout become /dev/null, stderr the
+/// unit's log.
+fn setup_descriptors(dir: &Path) -> Result<Reporter, String> {
+    // SAFETY: fcntl/dup2 on the standard descriptors we were started with.
+    let report = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3) };
+    let report = if report >= 0 {
+        // SAFETY: a descriptor fcntl just created and nobody else owns.
+        Some(unsafe { OwnedFd::from_raw_fd(report) })
+    } else {
+        None
+    };
+    let null = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("opening /dev/null: {e}"))?;
+    let log = fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(dir.join(LOG))
+        .map_err(|e| format!("opening {}: {e}", dir.join(LOG).display()))?;
+    // SAFETY: dup2 onto the standard descriptors.
+    unsafe {
+        libc::dup2(null.as_raw_fd(), 0);
+        libc::dup2(null.as_raw_fd(), 1);
+        libc::dup2(log.as_raw_fd(), 2);
+    }
+    Ok(Reporter(report))
+}
+
+/// Takes the supervisor's lock for the rest of its life and writes its pid
+/// into it.
+fn hold_lock(dir: &Path) -> Result<fs::File, String> {
+    let path = dir.join(LOCK);
+    let mut f = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "{} is held: another supervisor runs this unit",
+            path.display()
+        ));
+    }
+    f.set_len(0)
+        .and_then(|_| f.write_all(std::process::id().to_string().as_bytes()))
+        .map_err(|e| format!("writing {}: {e}", path.display()))?;
+    Ok(f)
+}
+
+fn run(dir: &Path) -> Result<(), String> {
+    let mut reporter = setup_descriptors(dir)?;
+    // Do not pin whatever directory the daemon ran in.
+    let _ = std::env::set_current_dir("/");
+    let _lock = hold_lock(dir)?;
+    let launched_ms = unix_now_millis();
+    let input: SupervisorInput = match files::read_json(dir, SPEC) {
+        Ok(Some(input)) => input,
+        Ok(None) => return Err(format!("{} is missing", dir.join(SPEC).display())),
+        Err(e) => return Err(e.to_string()),
+    };
+    let cgroup = match input.cgroup.backend() {
+        Ok(c) => c,
+        Err(e) => {
+            let record = failed(launched_ms, format!("{e}"), Usage::default());
+            return finish_failed(dir, &mut reporter, record);
+        }
+    };
+    let sup = Supervisor {
+        spec: &input.spec,
+        cgroup: cgroup.as_ref(),
+    };
+    match sup.start() {
+        Ok(running) => {
+            let started = StartedRecord {
+                supervisor_pid: std::process::id() as i32,
+                init_pid: running.init,
+                job_pid: running.job,
+                started_unix_ms: running.started_ms,
+            };
+            if let Err(e) = files::write_json_atomic(dir, STARTED, &started) {
+                log(&format!("cannot record the start: {e}"));
+            }
+            reporter.send(&Report::Started(started));
+            drop(reporter);
+            sup.leave_daemon_cgroup(&running);
+            let record = sup.watch(running);
+            files::write_json_atomic(dir, EXIT, &record).map_err(|e| e.to_string())
+        }
+        Err(reason) => {
+            log(&reason);
+            let usage = cgroup.usage(&input.spec.unit).unwrap_or_default();
+            finish_failed(dir, &mut reporter, failed(launched_ms, reason, usage))
+        }
+    }
+}
+
+fn failed(started_ms: u64, reason: String, usage: Usage) -> ExitRecord {
+    ExitRecord {
+        state: UnitState::Failed,
+        reason: Some(reason),
+        limit_exceeded: None,
+        job_pid: None,
+        started_unix_ms: started_ms,
+        ended_unix_ms: unix_now_millis(),
+        usage,
+    }
+}
+
+fn finish_failed(dir: &Path, reporter: &mut Reporter, record: ExitRecord) -> Result<(), String> {
+    let written = files::write_json_atomic(dir, EXIT, &record).map_err(|e| e.to_string());
+    reporter.send(&Report::Failed(record));
+    written
+}
+
+/// A started unit.
+struct Running {
+    job: i32,
+    init: i32,
+    /// Init is already in the supervisors' cgroup.
+    init_placed: bool,
+    started_ms: u64,
+    started_at: Instant,
+    /// The write end of I's pipe: I lives while this is open.
+    _alive: OwnedFd,
+}
+
+struct Supervisor<'a> {
+    spec: &'a LaunchSpec,
+    cgroup: &'a dyn CgroupBackend,
+}
+
+/// The signals the supervisor handles synchronously.
+fn handled_signals() -> libc::sigset_t {
+    // SAFETY: sigemptyset/sigaddset initialize the set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        set
+    }
+}
+
+/// Waits for one of `set` (blocked) for at most `timeout`.
+fn wait_signal(set: &libc::sigset_t, timeout: Option<Duration>) -> Option<c_int> {
+    // SAFETY: sigtimedwait/sigwaitinfo with valid pointers.
+    let rc = unsafe {
+        match timeout {
+            Some(t) => {
+                let ts = libc::timespec {
+                    tv_sec: t.as_secs().min(i32::MAX as u64) as libc::time_t,
+                    tv_nsec: t.subsec_nanos() as libc::c_long,
+                };
+                libc::sigtimedwait(set, std::ptr::null_mut(), &ts)
+            }
+            None => libc::sigwaitinfo(set, std::ptr::null_mut()),
+        }
+    };
+    (rc > 0).then_some(rc)
+}
+
+/// How a child ended.
+#[derive(Clone, Copy, Debug)]
+enum Ended {
+    Code(i32),
+    Signal(i32),
+}
+
+/// Reaps every ended child without blocking.
+fn reap(mut each: impl FnMut(i32, Ended)) {
+    loop {
+        let mut status: c_int = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+        if pid <= 0 {
+            return;
+        }
+        if libc::WIFEXITED(status) {
+            each(pid, Ended::Code(libc::WEXITSTATUS(status)));
+        } else if libc::WIFSIGNALED(status) {
+            each(pid, Ended::Signal(libc::WTERMSIG(status)));
+        }
+    }
+}
+
+/// Blocks until `pid` (a child) has ended.
+fn wait_child(pid: i32) -> Option<Ended> {
+    loop {
+        let mut status: c_int = 0;
+        // SAFETY: waitpid with a valid status pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc == pid {
+            if libc::WIFEXITED(status) {
+                return Some(Ended::Code(libc::WEXITSTATUS(status)));
+            }
+            if libc::WIFSIGNALED(status) {
+                return Some(Ended::Signal(libc::WTERMSIG(status)));
+            }
+            continue;
+        }
+        if rc < 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return None;
+    }
+}
+
+/// Opens a cgroup directory for clone3; `None` (fall back to fork) if it
+/// cannot be opened.
+fn open_dir(dir: &Path) -> Option<OwnedFd> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+        .map(OwnedFd::from)
+        .map_err(|e| log(&format!("cannot open {}: {e}; using fork", dir.display())))
+        .ok()
+}
+
+/// Forks, into the cgroup `cgroup` if given and the kernel can. Returns
+/// (pid or 0 in the child, whether the child was born in `cgroup`).
+///
+/// # Safety
+/// As `fork` in a single-threaded process; see [`child::fork_into_cgroup`]
+/// for what the child may do.
+unsafe fn spawn(cgroup: Option<&OwnedFd>) -> io::Result<(i32, bool)> {
+    if let Some(fd) = cgroup {
+        // SAFETY: forwarded to the caller.
+        match unsafe { child::fork_into_cgroup(fd.as_raw_fd()) } {
+            Ok(pid) => return Ok((pid, true)),
+            Err(errno) => log(&format!(
+                "clone3 into a cgroup failed ({}); using fork",
+                errno_text(errno)
+            )),
+        }
+    }
+    // SAFETY: forwarded to the caller.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        pid => Ok((pid, false)),
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {}", e.desc()))
+}
+
+impl Supervisor<'_> {
+    fn unit(&self) -> &str {
+        &self.spec.unit
+    }
+
+    /// Creates the cgroup, the namespaces and the processes; returns once
+    /// the program is running (exec succeeded) or with the reason it is not.
+    fn start(&self) -> Result<Running, String> {
+        let unit = self.unit();
+        let warnings = self
+            .cgroup
+            .create(unit, &self.spec.limits)
+            .map_err(|e| format!("cannot create the unit's cgroup: {e}"))?;
+        for w in warnings {
+            log(&w);
+        }
+        let v2 = self.cgroup.version() == CgroupVersion::V2;
+        if !v2 {
+            // Cheap in v1 (one thread, no global lock): before the forks, so
+            // init follows.
+            self.join_supervisors();
+        }
+        // v2: children are born in their cgroups (clone3), no migration.
+        let unit_fd = self.cgroup.clone_into(unit).and_then(|d| open_dir(&d));
+        let sup_fd = self
+            .cgroup
+            .supervisors_clone_into()
+            .and_then(|d| open_dir(&d));
+        let plan = ChildPlan::new(self.spec, &self.cgroup.join_files(unit))?;
+        let set = handled_signals();
+        // SAFETY: blocking signals of our only thread.
+        unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+        // SAFETY: unshare(CLONE_NEWPID) only affects children created later.
+        if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+            return Err(format!(
+                "cannot create a PID namespace: {}",
+                io::Error::last_os_error()
+            ));
+        }
+        let (alive_r, alive_w) = pipe()?;
+        // SAFETY: we are single-threaded; the child only makes system calls.
+        let (init, init_placed) = match unsafe { spawn(sup_fd.as_ref()) } {
+            Err(e) => return Err(format!("fork: {e}")),
+            Ok((0, _)) => child::init(alive_r.as_raw_fd()),
+            Ok(forked) => forked,
+        };
+        drop(alive_r);
+        let (err_r, err_w) = pipe()?;
+        // SAFETY: as above.
+        let job = match unsafe { spawn(unit_fd.as_ref()) } {
+            Err(e) => {
+                self.stop_init(init);
+                return Err(format!("fork: {e}"));
+            }
+            Ok((0, in_cgroup)) => child::job(&plan, in_cgroup, err_w.as_raw_fd()),
+            Ok((pid, _)) => pid,
+        };
+        drop(err_w);
+        // EOF: the exec succeeded (the pipe is close-on-exec); 8 bytes: it failed.
+        let mut msg = [0u8; 8];
+        let mut got = 0;
+        let mut file = fs::File::from(err_r);
+        while got < msg.len() {
+            match io::Read::read(&mut file, &mut msg[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log(&format!("reading the error pipe: {e}"));
+                    break;
+                }
+            }
+        }
+        let started_at = Instant::now();
+        let started_ms = unix_now_millis();
+        if got == 0 {
+            return Ok(Running {
+                job,
+                init,
+                init_placed: init_placed || !v2,
+                started_ms,
+                started_at,
+                _alive: alive_w,
+            });
+        }
+        wait_child(job);
+        self.stop_init(init);
+        Err(match child::decode_failure(&msg[..got]) {
+            Some((stage, errno)) => self.failure_text(stage, errno),
+            None => "the job process failed before exec".to_string(),
+        })
+    }
+
+    /// Moves the supervisor into `<parent>/_supervisors`.
+    fn join_supervisors(&self) {
+        for f in self.cgroup.supervisor_join_files() {
+            if let Err(e) = crate::cgroup::write_value(&f, "0") {
+                log(&format!("cannot join {}: {e}", f.display()));
+            }
+        }
+    }
+
+    /// v2, after the start was reported (a migration may wait for an RCU
+    /// grace period): the supervisor, and init if clone3 could not place
+    /// it, leave the daemon's cgroup.
+    fn leave_daemon_cgroup(&self, running: &Running) {
+        if self.cgroup.version() != CgroupVersion::V2 {
+            return;
+        }
+        self.join_supervisors();
+        if !running.init_placed {
+            for f in self.cgroup.supervisor_join_files() {
+                if let Err(e) = crate::cgroup::write_value(&f, &running.init.to_string()) {
+                    log(&format!("cannot move init to {}: {e}", f.display()));
+                }
+            }
+        }
+    }
+
+    fn stop_init(&self, init: i32) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(init, libc::SIGKILL) };
+        wait_child(init);
+    }
+
+    fn failure_text(&self, stage: Stage, errno: i32) -> String {
+        let e = errno_text(errno);
+        let s = self.spec;
+        let ids = format!("uid {} gid {}", s.uid, s.gid);
+        match stage {
+            Stage::JoinCgroup => format!("cannot join the unit's cgroup: {e}"),
+            Stage::MountNamespace => format!("cannot set up the job's mount namespace: {e}"),
+            Stage::OpenStdin => format!(
+                "cannot open stdin {} as {ids}: {e}",
+                s.stdin
+                    .as_deref()
+                    .unwrap_or(Path::new("/dev/null"))
+                    .display()
+            ),
+            Stage::OpenStdout => format!("cannot open stdout {} as {ids}: {e}", s.stdout.display()),
+            Stage::OpenStderr => format!("cannot open stderr {} as {ids}: {e}", s.stderr.display()),
+            Stage::Workdir => format!("cannot open workdir {} as {ids}: {e}", s.workdir.display()),
+            Stage::Tmp => format!("cannot mount the private /tmp: {e}"),
+            Stage::Proc => format!("cannot mount /proc: {e}"),
+            Stage::Stdio => format!("cannot redirect the standard streams: {e}"),
+            Stage::Ids => format!("cannot switch to {ids}: {e}"),
+            Stage::Chdir => format!("cannot enter workdir {} as {ids}: {e}", s.workdir.display()),
+            Stage::Exec => {
+                let program = s.argv.first().map(String::as_str).unwrap_or("");
+                if program.contains('/') {
+                    format!("cannot execute {program}: {e}")
+                } else {
+                    format!(
+                        "cannot execute {program}: {e} (searched PATH {})",
+                        s.search_path()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` to every process of the unit; thaws it first so the
+    /// signal can act.
+    fn signal_unit(&self, signal: c_int) {
+        let unit = self.unit();
+        if matches!(
+            self.cgroup.freeze_state(unit),
+            Ok(FreezeState::Frozen | FreezeState::Freezing)
+        ) {
+            let _ = self.cgroup.set_frozen(unit, false);
+        }
+        if let Ok(pids) = self.cgroup.procs(unit) {
+            crate::cgroup::signal_pids(&pids, signal);
+        }
+    }
+
+    /// Waits for the job to end, enforcing the walltime, then cleans up and
+    /// returns the exit record.
+    fn watch(&self, running: Running) -> ExitRecord {
+        let unit = self.unit();
+        let set = handled_signals();
+        let walltime = self.spec.limits.walltime;
+        let mut term_at = walltime.map(|w| running.started_at + w);
+        let mut kill_at: Option<Instant> = None;
+        let mut walltime_hit = false;
+        let mut stopped_by: Option<c_int> = None;
+        let mut job_end: Option<Ended> = None;
+        let mut init_alive = true;
+        loop {
+            reap(|pid, how| {
+                if pid == running.job {
+                    job_end = Some(how);
+                } else if pid == running.init {
+                    init_alive = false;
+                }
+            });
+            if job_end.is_some() {
+                break;
+            }
+            let now = Instant::now();
+            if term_at.is_some_and(|t| now >= t) {
+                term_at = None;
+                walltime_hit = true;
+                log(&format!(
+                    "walltime {} exceeded: SIGTERM to the unit",
+                    walltime.map(fmt_duration).unwrap_or_default()
+                ));
+                self.signal_unit(libc::SIGTERM);
+                kill_at = Some(now + KILL_GRACE);
+            }
+            if kill_at.is_some_and(|t| now >= t) {
+                kill_at = None;
+                log("grace period over: SIGKILL to the unit");
+                let _ = self.cgroup.kill_all(unit);
+                // SAFETY: kill(2) on our own child.
+                unsafe { libc::kill(running.job, libc::SIGKILL) };
+            }
+            let next = [term_at, kill_at].into_iter().flatten().min();
+            let timeout = next.map(|t| t.saturating_duration_since(Instant::now()));
+            if let Some(sig) = wait_signal(&set, timeout)
+                && sig != libc::SIGCHLD
+                && stopped_by.is_none()
+            {
+                stopped_by = Some(sig);
+                log(&format!("received signal {sig}: killing the unit"));
+                let _ = self.cgroup.kill_all(unit);
+                // SAFETY: kill(2) on our own children.
+                unsafe {
+                    libc::kill(running.job, libc::SIGKILL);
+                    libc::kill(running.init, libc::SIGKILL);
+                }
+            }
+        }
+        let ended_ms = unix_now_millis();
+        // Whatever the job left behind goes now: SIGKILL to the cgroup, and
+        // the end of init kills the rest of the namespace.
+        let _ = self.cgroup.kill_all(unit);
+        if init_alive {
+            self.stop_init(running.init);
+        }
+        let drain_until = Instant::now() + DRAIN_TIMEOUT;
+        let mut pause = Duration::from_micros(200);
+        while self.cgroup.procs(unit).is_ok_and(|p| !p.is_empty()) {
+            if Instant::now() >= drain_until {
+                log("processes are still in the unit's cgroup; recording the exit anyway");
+                break;
+            }
+            let _ = self.cgroup.kill_all(unit);
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        let mut usage = self.cgroup.usage(unit).unwrap_or_else(|e| {
+            log(&format!("cannot read the unit's usage: {e}"));
+            Usage::default()
+        });
+        usage.wall_ms = ended_ms.saturating_sub(running.started_ms);
+        let oom_kills = self.cgroup.oom_kills(unit).unwrap_or(0);
+        let state = match job_end {
+            Some(Ended::Code(code)) => UnitState::Exited { code },
+            Some(Ended::Signal(signal)) => UnitState::Signaled { signal },
+            None => UnitState::Failed,
+        };
+        let limits = &self.spec.limits;
+        let (reason, limit_exceeded) = if let Some(sig) = stopped_by {
+            (
+                Some(format!(
+                    "the supervisor was stopped by signal {sig}; the job was killed"
+                )),
+                None,
+            )
+        } else if walltime_hit {
+            (
+                Some(format!(
+                    "walltime {} exceeded",
+                    limits.walltime.map(fmt_duration).unwrap_or_default()
+                )),
+                Some(LimitExceeded::Walltime),
+            )
+        } else if oom_kills > 0 {
+            if limits.memory_bytes > 0 {
+                (
+                    Some(format!(
+                        "memory limit {} exceeded (OOM kill)",
+                        fmt_bytes(limits.memory_bytes)
+                    )),
+                    Some(LimitExceeded::Memory),
+                )
+            } else {
+                (
+                    Some("killed by the kernel's OOM killer (the host ran out of memory)".into()),
+                    None,
+                )
+            }
+        } else {
+            (None, None)
+        };
+        ExitRecord {
+            state,
+            reason,
+            limit_exceeded,
+            job_pid: Some(running.job),
+            started_unix_ms: running.started_ms,
+            ended_unix_ms: ended_ms,
+            usage,
+        }
+    }
+}
