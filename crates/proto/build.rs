@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/xtreem/fabric/v1/fabric.proto",
         "proto/xtreem/vo/v1/vo.proto",
         "proto/xtreem/directory/v1/directory.proto",
+        "proto/xtreem/jobs/v1/jobs.proto",
     ];
     for proto in &protos {
         println!("cargo:rerun-if-changed={proto}");

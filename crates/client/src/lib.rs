@@ -12,6 +12,7 @@ mod call;
 mod credentials;
 pub mod directory;
 mod error;
+pub mod jobs;
 pub mod local;
 mod profile;
 pub mod vo;
@@ -19,6 +20,7 @@ pub mod vo;
 pub use credentials::{Credentials, config_dir};
 pub use directory::{DirectoryClient, QueryAnswer};
 pub use error::{ClientError, Result};
+pub use jobs::JobsClient;
 pub use profile::Profile;
 pub use vo::VoClient;
 

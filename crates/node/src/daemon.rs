@@ -43,6 +43,12 @@ use crate::vo::authority::VoAuthority;
 use crate::vo::trust::{ForeignVos, PolicyEntry, TrustState, TrustedIssuer};
 use crate::{http, member, metrics};
 use xtreem_accounts::{AccountMapper, PoolConfig};
+use xtreem_proto::jobs::job_exec_server::JobExecServer;
+use xtreem_proto::jobs::jobs_server::JobsServer;
+
+use crate::jobs::JobsState;
+use crate::jobs::resource::{Capacity, ResourceSide};
+use crate::rpc::jobs::{JobExecService, JobsService};
 use xtreem_audit::{AuditEvent, AuditLog, Decision as AuditDecision};
 use xtreem_gossip::{NodeId, NodeKey};
 use xtreem_proto::directory::directory_server::DirectoryServer;
@@ -99,6 +105,8 @@ pub struct NodeShared {
     pub accounts: Option<Arc<AccountMapper>>,
     /// Gossip membership and the site's descriptors.
     pub directory: Arc<DirectoryState>,
+    /// Jobs this node is home of, and units it runs.
+    pub jobs: Arc<JobsState>,
 }
 
 impl NodeShared {
@@ -570,6 +578,56 @@ struct Endpoints<'a> {
 }
 
 /// Runs a node until `stop` is cancelled.
+/// Answers listing many jobs may exceed the usual message bound.
+const JOB_LIST_BYTES_MAX: usize = 64 * 1024 * 1024;
+
+/// The jobs state; on a resource node also the executor, whose units'
+/// supervisors are this binary run as `xosd supervise DIR`.
+fn open_jobs(config: &NodeConfig, data: &DataDir, store: &Arc<Store>) -> anyhow::Result<JobsState> {
+    let resource = if config.has_role(Role::Resource) {
+        let exe = std::env::current_exe().context("cannot find this program to run supervisors")?;
+        let exec = xtreem_exec::Executor::open(
+            data.root().join("units"),
+            vec![exe.into_os_string(), "supervise".into()],
+            &cgroup_parent(config),
+        )
+        .context("cannot set up job execution (cgroups, unit directory)")?;
+        let units = store.read(crate::jobs::machine::query::units)?;
+        Some(ResourceSide::open(exec, host_capacity(), units))
+    } else {
+        None
+    };
+    JobsState::open(Arc::clone(store), resource)
+}
+
+/// The node's cgroup subtree: named after the node and its data dir, so
+/// several nodes on one host (tests, demos) never share one.
+fn cgroup_parent(config: &NodeConfig) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(config.data_dir.as_os_str().as_encoded_bytes());
+    format!("xtreem-{}-{}", config.name, hex::encode(&digest[..4]))
+}
+
+/// This machine's cores and memory, which its units share.
+fn host_capacity() -> Capacity {
+    let cores = std::thread::available_parallelism()
+        .map(|n| u32::try_from(n.get()).unwrap_or(u32::MAX))
+        .unwrap_or(1);
+    let memory_bytes = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kib| kib.parse::<u64>().ok())
+        })
+        .map_or(1 << 30, |kib| kib * 1024);
+    Capacity {
+        cores,
+        memory_bytes,
+    }
+}
+
 pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<()> {
     let data = DataDir::new(&config.data_dir);
     prepare_data_dir(&data)?;
@@ -608,6 +666,7 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
     } else {
         None
     };
+    let jobs = Arc::new(open_jobs(&config, &data, &store)?);
     let tls = Arc::new(TlsState::default());
     let has_identity = tls
         .load(&data)
@@ -629,6 +688,7 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
         audit_log: Some(audit_log),
         accounts,
         directory,
+        jobs,
     });
     if shared.config.has_role(Role::Core)
         && let Some(authority) =
@@ -754,6 +814,20 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
                 })
                 .max_decoding_message_size(RPC_MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(RPC_MESSAGE_BYTES_MAX),
+            )
+            .add_service(
+                JobsServer::new(JobsService {
+                    shared: Arc::clone(&shared),
+                })
+                .max_decoding_message_size(RPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(JOB_LIST_BYTES_MAX),
+            )
+            .add_service(
+                JobExecServer::new(JobExecService {
+                    shared: Arc::clone(&shared),
+                })
+                .max_decoding_message_size(RPC_MESSAGE_BYTES_MAX)
+                .max_encoding_message_size(JOB_LIST_BYTES_MAX),
             );
         let rpc_stop = stop.clone();
         tasks.spawn(async move {
@@ -773,6 +847,15 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
                 Arc::clone(&shared),
                 stop.clone(),
             ));
+        }
+        crate::jobs::resource::start(&shared, &stop);
+        {
+            let shared = Arc::clone(&shared);
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                crate::jobs::home::scheduler(shared, stop).await;
+                Ok(())
+            });
         }
         tasks.spawn(crate::directory::driver::run(
             Arc::clone(&shared),

@@ -9,17 +9,22 @@
 //! - [`member`]: enrollment, heartbeats, certificate renewal.
 //! - [`directory`]: gossip membership, the site's descriptors, dynamic
 //!   samples and federation with trusted sites.
+//! - [`jobs`]: application execution: job homes (submission, self-scheduling,
+//!   control, restart) and resource nodes (admission, supervised units).
+//! - [`access`]: the policy facts of a user and the local account a node gives.
 //! - [`rpc`]: the gRPC services and the checks every request passes.
 //! - [`http`]: `/healthz`, `/readyz`, `/metrics`.
 //!
 //! Architecture invariant: only this crate composes services; the crates
 //! below it never know which roles a node has.
 
+pub mod access;
 pub mod authority;
 pub mod config;
 pub mod daemon;
 pub mod directory;
 mod http;
+pub mod jobs;
 pub mod member;
 pub mod membership;
 mod metrics;

@@ -23,3 +23,9 @@ pub mod vo {
 pub mod directory {
     tonic::include_proto!("xtreem.directory.v1");
 }
+
+/// Jobs (AEM): submission, listing, control, logs and accounting for users;
+/// launching units and reporting their end between nodes.
+pub mod jobs {
+    tonic::include_proto!("xtreem.jobs.v1");
+}

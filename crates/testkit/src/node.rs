@@ -73,6 +73,14 @@ impl NodeProc {
     pub(crate) fn new(spec: NodeSpec, root: &Path) -> anyhow::Result<NodeProc> {
         let dir = root.join(&spec.name);
         fs::create_dir_all(&dir)?;
+        // Jobs run under mapped uids, which must traverse to their scratch
+        // directory below the node's directory: search-only for others.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for d in [root, dir.as_path()] {
+                fs::set_permissions(d, fs::Permissions::from_mode(0o711))?;
+            }
+        }
         let rpc = format!("{}:{}", spec.ip, free_port(spec.ip)?);
         let http = format!("{}:{}", spec.ip, free_port(spec.ip)?);
         let gossip = format!("{}:{}", spec.ip, free_udp_port(spec.ip)?);
@@ -129,11 +137,12 @@ impl NodeProc {
         // uid pool, as separate machines would have in effect.
         let block = uid_block();
         text.push_str(&format!(
-            "\n[accounts]\nuid_min = {}\nuid_max = {}\ngid_min = {}\ngid_max = {}\nquarantine = \"2s\"\n",
+            "\n[accounts]\nuid_min = {}\nuid_max = {}\ngid_min = {}\ngid_max = {}\nquarantine = \"2s\"\nscratch_root = {:?}\n",
             block,
             block + 999,
             block,
-            block + 999
+            block + 999,
+            self.dir.join("scratch").display().to_string(),
         ));
         text.push_str(&self.spec.extra_config);
         text.push('\n');
@@ -244,6 +253,35 @@ impl Drop for NodeProc {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
             let _ = child.kill();
             let _ = child.wait();
+            kill_supervisors(&self.data_dir());
+        }
+    }
+}
+
+/// Job supervisors outlive their daemon by design; a test's must not
+/// outlive the test. Killing a supervisor's namespace init (the same
+/// program, also matched) ends every process of the unit.
+fn kill_supervisors(data_dir: &Path) {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    let prefix = data_dir.as_os_str().as_encoded_bytes();
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        if args.get(1) == Some(&b"supervise".as_slice())
+            && args.get(2).is_some_and(|dir| dir.starts_with(prefix))
+        {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }

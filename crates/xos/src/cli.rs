@@ -84,6 +84,120 @@ pub enum Command {
     /// The audit log of a node.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Submit a job (TOML, JSON or JSDL description); prints its id. Also `xsub`.
+    #[command(
+        after_help = "Example:\n  xos submit job.toml\n  xos submit --array 1-100 job.toml\n  echo 'executable = \"/bin/hostname\"' | xos submit -\n\nA description (TOML):\n  name = \"sim\"\n  executable = \"/usr/bin/python3\"\n  args = [\"run.py\"]\n  count = 4\n  constraints = \"cores>=2 && arch==x86_64\"\n  [resources]\n  cores = 2\n  memory = \"2GiB\"\n  walltime = \"1h\""
+    )]
+    Submit(SubmitArgs),
+    /// Your jobs across the site: state, nodes, runtime, CPU. Also `xps`.
+    #[command(after_help = "Example:\n  xps\n  xps -a --state running\n  xos ps --json")]
+    Ps(PsArgs),
+    /// One job: units, nodes, exit, and the timeline of its placement and events.
+    #[command(after_help = "Example:\n  xos status n1.42")]
+    Status {
+        job: String,
+        #[arg(long)]
+        vo: Option<String>,
+    },
+    /// Send a signal to jobs (TERM by default; STOP and CONT suspend and resume). Also `xkill`.
+    #[command(
+        after_help = "Example:\n  xkill n1.42\n  xkill -s STOP n1.42\n  xkill -s USR1 n1.42 n1.43"
+    )]
+    Kill(KillArgs),
+    /// Keep a queued job from starting.
+    #[command(after_help = "Example:\n  xos hold n1.42")]
+    Hold {
+        job: String,
+        #[arg(long)]
+        vo: Option<String>,
+    },
+    /// Let a held job start.
+    #[command(after_help = "Example:\n  xos release n1.42")]
+    Release {
+        job: String,
+        #[arg(long)]
+        vo: Option<String>,
+    },
+    /// Wait until jobs end; exits with the exit code of the first job that failed (else 0). Also `xwait`.
+    #[command(after_help = "Example:\n  xwait n1.42 && echo ok")]
+    Wait {
+        #[arg(required = true)]
+        jobs: Vec<String>,
+        #[arg(long)]
+        vo: Option<String>,
+    },
+    /// A unit's output: `JOB` (unit 0) or `JOB.UNIT`.
+    #[command(
+        after_help = "Example:\n  xos logs n1.42\n  xos logs -f n1.42.3\n  xos logs --stderr n1.42"
+    )]
+    Logs {
+        job: String,
+        /// Keep printing until the unit ends.
+        #[arg(short, long)]
+        follow: bool,
+        #[arg(long)]
+        stderr: bool,
+        #[arg(long)]
+        vo: Option<String>,
+    },
+    /// Usage summed per user and VO: CPU, wall time, peak memory, I/O.
+    #[command(
+        after_help = "Example:\n  xos acct\n  xos acct --vo demo --since 24h\n  xos acct --user alice --since 2026-11-01T00:00:00Z"
+    )]
+    Acct(AcctArgs),
+}
+
+#[derive(Args)]
+pub struct SubmitArgs {
+    /// The description file, or - for standard input.
+    pub file: std::path::PathBuf,
+    /// Run an array of jobs: `1-100`, `1-100:10` (step), `5`.
+    #[arg(long)]
+    pub array: Option<String>,
+    /// Keep it from starting until `xos release`.
+    #[arg(long)]
+    pub hold: bool,
+    /// Submit with the credential of this VO (default: your only one).
+    #[arg(long)]
+    pub vo: Option<String>,
+}
+
+#[derive(Args)]
+pub struct PsArgs {
+    /// Every job you may see (VO admins: the VO's; site admins: the site's).
+    #[arg(short, long)]
+    pub all: bool,
+    /// Only jobs in these states (queued, held, running, suspended, done, failed, cancelled).
+    #[arg(long, value_delimiter = ',')]
+    pub state: Vec<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub vo: Option<String>,
+}
+
+#[derive(Args)]
+pub struct KillArgs {
+    /// Signal name (TERM, KILL, INT, HUP, USR1, USR2, STOP, CONT) or number.
+    #[arg(short, long, default_value = "TERM")]
+    pub signal: String,
+    #[arg(required = true)]
+    pub jobs: Vec<String>,
+    #[arg(long)]
+    pub vo: Option<String>,
+}
+
+#[derive(Args)]
+pub struct AcctArgs {
+    #[arg(long)]
+    pub vo: Option<String>,
+    #[arg(long)]
+    pub user: Option<String>,
+    /// A time (RFC 3339) or how long ago (`24h`, `7d`).
+    #[arg(long)]
+    pub since: Option<String>,
 }
 
 #[derive(Args)]

@@ -25,6 +25,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // `xosd supervise DIR`: the supervisor of one job unit, started by the
+    // daemon and outliving it. Not for people, so not in --help.
+    let mut argv = std::env::args_os().skip(1);
+    if argv.next().is_some_and(|a| a == "supervise") {
+        let Some(dir) = argv.next() else {
+            eprintln!("xosd supervise: missing the unit directory");
+            return ExitCode::from(64); // EX_USAGE
+        };
+        xtreem_exec::supervise(std::path::Path::new(&dir));
+    }
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(

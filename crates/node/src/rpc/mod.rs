@@ -4,6 +4,7 @@ pub mod admin;
 pub mod directory;
 pub mod enrollment;
 pub mod fabric;
+pub mod jobs;
 pub mod local_admin;
 pub mod vo;
 

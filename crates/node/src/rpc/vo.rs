@@ -15,7 +15,6 @@ use xtreem_policy::{
 use xtreem_proto::vo as pb;
 use xtreem_proto::vo::vo_server;
 use xtreem_token::{Claims, DelegationRequest};
-use xtreem_util::roles::Role;
 use xtreem_util::time::unix_now;
 use xtreem_vo::{Actor, MemberState, VoCommand, VoState};
 
@@ -188,28 +187,6 @@ impl VoService {
         let m = self.authority()?.member(vo, user)?;
         Ok(member_info(&m))
     }
-
-    fn user_facts(&self, claims: &Claims, vo: &str) -> UserFacts {
-        UserFacts {
-            subject: claims.sub.clone(),
-            vo: vo.to_owned(),
-            groups: claims.groups.clone(),
-            roles: claims
-                .roles
-                .iter()
-                .filter_map(|r| r.rsplit_once(':').map(|(_, role)| role.to_owned()))
-                .collect(),
-            site: self.shared.site_name().unwrap_or_default(),
-        }
-    }
-
-    fn this_node(&self) -> Resource {
-        Resource::Node {
-            name: self.shared.config.name.to_string(),
-            site: self.shared.site_name().unwrap_or_default(),
-            tags: Vec::new(),
-        }
-    }
 }
 
 fn member_info(m: &xtreem_vo::Member) -> pb::MemberInfo {
@@ -330,11 +307,11 @@ impl vo_server::Vo for VoService {
             gid: -1,
             ..Default::default()
         };
-        match self.local_account(&claims, &vo) {
-            Ok(Some((uid, gid, name))) => {
-                response.uid = i64::from(uid);
-                response.gid = i64::from(gid);
-                response.local_user = name;
+        match crate::access::local_account(&self.shared, &claims, &vo, 0) {
+            Ok(Some(m)) => {
+                response.uid = i64::from(m.uid);
+                response.gid = i64::from(m.gid);
+                response.local_user = m.user_name;
             }
             Ok(None) => {}
             Err(note) => response.account_note = note,
@@ -767,11 +744,11 @@ impl vo_server::Vo for VoService {
                 roles: Vec::new(),
                 site: self.shared.site_name().unwrap_or_default(),
             },
-            Caller::User { claims, vo } => self.user_facts(claims, vo),
+            Caller::User { claims, vo } => crate::access::user_facts(&self.shared, claims, vo),
         };
         let action = action_from(&req.action)?;
         let resource = if req.node.is_empty() || req.node == self.shared.config.name.as_str() {
-            self.this_node()
+            crate::access::this_node(&self.shared)
         } else {
             Resource::Node {
                 name: req.node.clone(),
@@ -906,59 +883,4 @@ impl VoService {
         Ok(())
     }
 
-    /// The local account this node gives the credential's holder, if this
-    /// is a resource node serving the VO and policy lets the user use it.
-    fn local_account(
-        &self,
-        claims: &Claims,
-        vo: &str,
-    ) -> Result<Option<(u32, u32, String)>, String> {
-        if !self.shared.config.has_role(Role::Resource) {
-            return Ok(None);
-        }
-        let Some(mapper) = self.shared.accounts.as_ref() else {
-            return Ok(None);
-        };
-        let trusted = self.shared.trust.current();
-        let node = self.shared.config.name.as_str();
-        match trusted.served(vo) {
-            None => return Err(format!("site {} does not serve VO {vo}", trusted.doc.site)),
-            Some(s) if !s.nodes.is_empty() && !s.nodes.iter().any(|n| n == node) => {
-                return Err(format!("VO {vo} is not served on node {node}"));
-            }
-            Some(_) => {}
-        }
-        let decision = trusted.policy.authorize(&AuthzRequest {
-            principal: self.user_facts(claims, vo),
-            action: Action::UseNode,
-            resource: self.this_node(),
-            context: RequestContext {
-                time_unix: i64::try_from(unix_now()).unwrap_or(i64::MAX),
-                cores: 0,
-            },
-        });
-        if !decision.allowed {
-            let why = if decision.errors.is_empty() {
-                decision.reasons.join(", ")
-            } else {
-                decision.errors.join("; ")
-            };
-            self.shared.audit(
-                AuditEvent::new(&claims.sub, "use_node", node, AuditDecision::Deny)
-                    .with_detail(serde_json::json!({ "vo": vo, "why": why })),
-            );
-            return Err(format!(
-                "policy denies use_node on {node}{}",
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({why})")
-                }
-            ));
-        }
-        let identity =
-            xtreem_accounts::VoIdentity::new(claims.iss.clone(), claims.sub.clone(), vo.to_owned());
-        let mapping = mapper.map(&identity).map_err(|e| e.to_string())?;
-        Ok(Some((mapping.uid, mapping.gid, mapping.user_name)))
-    }
 }

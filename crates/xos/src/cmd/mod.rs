@@ -6,6 +6,7 @@ mod bench_directory;
 mod bench_sim;
 mod demo;
 mod directory;
+mod jobs;
 mod node;
 mod site;
 mod vo;
@@ -60,5 +61,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Vo(c) => vo::vo(&ctx, c).await,
         Command::Policy(c) => vo::policy(&ctx, c).await,
         Command::Audit(c) => vo::audit(&ctx, c).await,
+        Command::Submit(args) => jobs::submit(&ctx, args).await,
+        Command::Ps(args) => jobs::ps(&ctx, args).await,
+        Command::Status { job, vo: v } => jobs::status(&ctx, &job, v).await,
+        Command::Kill(args) => jobs::kill(&ctx, args).await,
+        Command::Hold { job, vo: v } => jobs::hold(&ctx, &job, v, true).await,
+        Command::Release { job, vo: v } => jobs::hold(&ctx, &job, v, false).await,
+        Command::Wait { jobs: ids, vo: v } => jobs::wait(&ctx, &ids, v).await,
+        Command::Logs { job, follow, stderr, vo: v } => jobs::logs(&ctx, &job, follow, stderr, v).await,
+        Command::Acct(args) => jobs::acct(&ctx, args).await,
     }
 }

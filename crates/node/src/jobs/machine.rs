@@ -1,0 +1,109 @@
+//! The durable state of jobs on a node: the records of the jobs it is home
+//! of, the units it runs for other homes, and usage records.
+//!
+//! The home decides each transition (placement, a unit's end, a restart)
+//! and applies it as one command that writes the whole new record, so
+//! replaying the log gives the same records without re-running decisions.
+
+use serde::{Deserialize, Serialize};
+use xtreem_job::UsageRecord;
+use xtreem_store::{ReadTxn, StateMachine, StoreError, Table, WriteTxn};
+
+use super::record::{JobRecord, LocalUnit};
+
+const JOBS: Table<JobRecord> = Table::new("jobs");
+const META: Table<u64> = Table::new("jobs_meta");
+const UNITS: Table<LocalUnit> = Table::new("job_units");
+const USAGE: Table<UsageRecord> = Table::new("job_usage");
+const NEXT_SEQ: &str = "next_seq";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum JobCommand {
+    /// New jobs of one submission (one, or the elements of an array): the
+    /// machine gives them the next sequence number of `home`.
+    Submit {
+        home: String,
+        jobs: Vec<(Option<u32>, JobRecord)>,
+    },
+    /// A job's new record, with the usage of units that ended in this step.
+    Put {
+        job: JobRecord,
+        usage: Vec<UsageRecord>,
+    },
+    PutUnit {
+        unit: LocalUnit,
+    },
+    ForgetUnit {
+        unit: String,
+    },
+}
+
+pub struct JobMachine;
+
+impl StateMachine for JobMachine {
+    const NAME: &'static str = "jobs";
+    type Command = JobCommand;
+    /// Ids of submitted jobs; empty for other commands.
+    type Output = Vec<String>;
+    type Error = StoreError;
+
+    fn apply(&self, txn: &WriteTxn, command: &JobCommand) -> Result<Vec<String>, StoreError> {
+        match command {
+            JobCommand::Submit { home, jobs } => {
+                let seq = META.get_w(txn, NEXT_SEQ)?.unwrap_or(1);
+                META.insert(txn, NEXT_SEQ, &(seq + 1))?;
+                let mut ids = Vec::with_capacity(jobs.len());
+                for (index, job) in jobs {
+                    let id = match index {
+                        Some(i) => format!("{home}.{seq}_{i}"),
+                        None => format!("{home}.{seq}"),
+                    };
+                    let mut job = job.clone();
+                    job.id = id.clone();
+                    JOBS.insert(txn, &id, &job)?;
+                    ids.push(id);
+                }
+                Ok(ids)
+            }
+            JobCommand::Put { job, usage } => {
+                JOBS.insert(txn, &job.id, job)?;
+                for u in usage {
+                    USAGE.insert(txn, &usage_key(u), u)?;
+                }
+                Ok(Vec::new())
+            }
+            JobCommand::PutUnit { unit } => {
+                UNITS.insert(txn, &unit.unit, unit)?;
+                Ok(Vec::new())
+            }
+            JobCommand::ForgetUnit { unit } => {
+                UNITS.remove(txn, unit)?;
+                Ok(Vec::new())
+            }
+        }
+    }
+}
+
+fn usage_key(u: &UsageRecord) -> String {
+    format!("{}.{}.{}", u.job, u.rank, u.started_unix_ms)
+}
+
+pub mod query {
+    use super::*;
+
+    pub fn job(r: &ReadTxn, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        JOBS.get(r, id)
+    }
+
+    pub fn jobs(r: &ReadTxn) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(JOBS.list(r)?.into_iter().map(|(_, j)| j).collect())
+    }
+
+    pub fn units(r: &ReadTxn) -> Result<Vec<LocalUnit>, StoreError> {
+        Ok(UNITS.list(r)?.into_iter().map(|(_, u)| u).collect())
+    }
+
+    pub fn usage(r: &ReadTxn) -> Result<Vec<UsageRecord>, StoreError> {
+        Ok(USAGE.list(r)?.into_iter().map(|(_, u)| u).collect())
+    }
+}

@@ -1,0 +1,196 @@
+//! Application execution management (AEM) on a node.
+//!
+//! Every node can be the **home** of jobs: the node that accepted a
+//! submission keeps the job's record, places it (no global scheduler: each
+//! home asks the directory, ranks a few candidates and asks them directly)
+//! and follows it to its end ([`home`]). A **resource** node admits or
+//! refuses units under its own capacity and site policy, runs each under a
+//! supervisor that outlives the daemon, and reports each unit's end to the
+//! home until the home acknowledges it ([`resource`]). Job ids name their
+//! home (`n1.42`), so any node routes a request about a job there.
+
+pub mod home;
+pub mod machine;
+pub mod peers;
+pub mod record;
+pub mod resource;
+pub mod writer;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::{Notify, watch};
+use xtreem_store::Store;
+
+use self::machine::{JobCommand, query};
+use self::record::JobRecord;
+use self::resource::ResourceSide;
+use self::writer::Writer;
+
+/// Jobs state of one node.
+pub struct JobsState {
+    /// Jobs this node is home of that have not ended.
+    active: Mutex<BTreeMap<String, JobRecord>>,
+    /// Jobs a placement task is working on, so none is placed twice.
+    placing: Mutex<HashSet<String>>,
+    /// Bumped whenever a job of this home changes state.
+    changed: watch::Sender<u64>,
+    /// Wakes the scheduler (new job, freed node, released hold).
+    pub wake: Notify,
+    pub writer: Writer,
+    pub store: Arc<Store>,
+    /// Present on nodes with the resource role.
+    pub resource: Option<ResourceSide>,
+    pub peers: peers::Peers,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl JobsState {
+    /// Loads the jobs of this home that have not ended.
+    pub fn open(store: Arc<Store>, resource: Option<ResourceSide>) -> anyhow::Result<JobsState> {
+        let active = store
+            .read(query::jobs)?
+            .into_iter()
+            .filter(|j| !j.state.is_terminal())
+            .map(|j| (j.id.clone(), j))
+            .collect();
+        Ok(JobsState {
+            active: Mutex::new(active),
+            placing: Mutex::new(HashSet::new()),
+            changed: watch::channel(0).0,
+            wake: Notify::new(),
+            writer: Writer::start(Arc::clone(&store)),
+            store,
+            resource,
+            peers: peers::Peers::default(),
+        })
+    }
+
+    /// A job of this home: from memory if it is active, else from the store.
+    pub fn get(&self, id: &str) -> Option<JobRecord> {
+        if let Some(job) = lock(&self.active).get(id) {
+            return Some(job.clone());
+        }
+        self.store.read(|r| query::job(r, id)).ok().flatten()
+    }
+
+    /// Every job of this home (active ones from memory).
+    pub fn all(&self) -> Vec<JobRecord> {
+        let mut jobs: BTreeMap<String, JobRecord> = self
+            .store
+            .read(query::jobs)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|j| (j.id.clone(), j))
+            .collect();
+        for (id, job) in lock(&self.active).iter() {
+            jobs.insert(id.clone(), job.clone());
+        }
+        jobs.into_values().collect()
+    }
+
+    /// Active jobs matching `pick`, cloned.
+    pub fn active_where(&self, pick: impl Fn(&JobRecord) -> bool) -> Vec<JobRecord> {
+        lock(&self.active)
+            .values()
+            .filter(|j| pick(j))
+            .cloned()
+            .collect()
+    }
+
+    pub fn insert_active(&self, jobs: Vec<JobRecord>) {
+        let mut active = lock(&self.active);
+        for job in jobs {
+            active.insert(job.id.clone(), job);
+        }
+        drop(active);
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Changes an active job under the lock and queues the new record for
+    /// the store in the same order. `change` returns false to leave the job
+    /// as it was. Returns the new record, or None if the job is not active
+    /// or was left unchanged.
+    pub fn update(
+        &self,
+        id: &str,
+        usage: Vec<xtreem_job::UsageRecord>,
+        change: impl FnOnce(&mut JobRecord) -> bool,
+    ) -> Option<JobRecord> {
+        let mut active = lock(&self.active);
+        let job = active.get_mut(id)?;
+        if !change(job) {
+            return None;
+        }
+        let record = job.clone();
+        if record.state.is_terminal() {
+            active.remove(id);
+        }
+        self.writer.send(JobCommand::Put {
+            job: record.clone(),
+            usage,
+        });
+        drop(active);
+        self.changed.send_modify(|v| *v += 1);
+        Some(record)
+    }
+
+    /// Like [`JobsState::update`], and returns once the change is durable.
+    pub async fn update_durably(
+        &self,
+        id: &str,
+        usage: Vec<xtreem_job::UsageRecord>,
+        change: impl FnOnce(&mut JobRecord) -> bool,
+    ) -> Result<Option<JobRecord>, String> {
+        let answer = {
+            let mut active = lock(&self.active);
+            let Some(job) = active.get_mut(id) else {
+                return Ok(None);
+            };
+            if !change(job) {
+                return Ok(None);
+            }
+            let record = job.clone();
+            if record.state.is_terminal() {
+                active.remove(id);
+            }
+            let write = self.writer.write(JobCommand::Put {
+                job: record.clone(),
+                usage,
+            });
+            (record, write)
+        };
+        let (record, write) = answer;
+        write.done().await?;
+        self.changed.send_modify(|v| *v += 1);
+        Ok(Some(record))
+    }
+
+    /// Sets the reason of an active job in memory only: a reason is shown,
+    /// not needed after a restart, and changes on every placement try.
+    pub fn update_reason(&self, id: &str, reason: String) {
+        if let Some(job) = lock(&self.active).get_mut(id) {
+            job.reason = reason;
+        }
+    }
+
+    /// Marks `id` as being placed; false if a placement already runs.
+    pub fn start_placing(&self, id: &str) -> bool {
+        lock(&self.placing).insert(id.to_owned())
+    }
+
+    pub fn done_placing(&self, id: &str) {
+        lock(&self.placing).remove(id);
+    }
+
+    pub fn is_placing(&self, id: &str) -> bool {
+        lock(&self.placing).contains(id)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}

@@ -1,0 +1,787 @@
+//! The resource side: admitting units under this node's own capacity and
+//! site policy, running them under supervisors, re-adopting them after a
+//! daemon restart, and reporting each unit's end to its home until the home
+//! has it.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tonic::Status;
+use xtreem_accounts::Mapping;
+use xtreem_exec::{Executor, LaunchSpec, Limits, UnitState as ExecState, UnitStatus};
+use xtreem_job::{JobId, JobSpec, UsageRecord};
+use xtreem_proto::jobs as pb;
+use xtreem_token::Claims;
+use xtreem_util::time::unix_now_millis;
+
+use super::machine::JobCommand;
+use super::peers;
+use super::record::{Exit, LocalUnit, Owner, UnitRecord, UnitState, Usage};
+use crate::daemon::NodeShared;
+
+/// How long an admission without a start holds its resources.
+const ADMISSION_TTL: Duration = Duration::from_secs(15);
+/// Processes one unit may have.
+const UNIT_PIDS_MAX: u32 = 4096;
+/// How often a running unit marks its account as in use.
+const TOUCH_EVERY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone)]
+struct Claim {
+    cores: u32,
+    memory: u64,
+    vo: String,
+}
+
+#[derive(Default)]
+struct Ledger {
+    /// Resources of running units, by unit.
+    running: HashMap<String, Claim>,
+    /// Admitted but not started, by `JOB#ATTEMPT`.
+    admissions: HashMap<String, (Claim, Instant)>,
+}
+
+impl Ledger {
+    fn used(&self) -> (u32, u64) {
+        let now = Instant::now();
+        let claims = self.running.values().chain(
+            self.admissions
+                .values()
+                .filter(|(_, expires)| *expires > now)
+                .map(|(c, _)| c),
+        );
+        claims.fold((0, 0), |(c, m), claim| {
+            (
+                c.saturating_add(claim.cores),
+                m.saturating_add(claim.memory),
+            )
+        })
+    }
+
+    fn vo_cores(&self, vo: &str) -> u32 {
+        let now = Instant::now();
+        self.running
+            .values()
+            .chain(
+                self.admissions
+                    .values()
+                    .filter(|(_, e)| *e > now)
+                    .map(|(c, _)| c),
+            )
+            .filter(|c| c.vo == vo)
+            .map(|c| c.cores)
+            .sum()
+    }
+}
+
+/// What this node can give to jobs.
+#[derive(Debug, Clone, Copy)]
+pub struct Capacity {
+    pub cores: u32,
+    pub memory_bytes: u64,
+}
+
+pub struct ResourceSide {
+    pub exec: Executor,
+    pub capacity: Capacity,
+    ledger: Mutex<Ledger>,
+    units: Mutex<HashMap<String, LocalUnit>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ResourceSide {
+    pub fn open(exec: Executor, capacity: Capacity, units: Vec<LocalUnit>) -> ResourceSide {
+        let mut ledger = Ledger::default();
+        for u in units.iter().filter(|u| !u.record.state.is_over()) {
+            ledger.running.insert(
+                u.unit.clone(),
+                Claim {
+                    cores: u.cores,
+                    memory: u.memory_bytes,
+                    vo: u.owner.vo.clone(),
+                },
+            );
+        }
+        ResourceSide {
+            exec,
+            capacity,
+            ledger: Mutex::new(ledger),
+            units: Mutex::new(units.into_iter().map(|u| (u.unit.clone(), u)).collect()),
+        }
+    }
+
+    /// Holds `claim` for `key` if it fits, or says what is short.
+    fn admit(&self, key: &str, claim: Claim, vo_cap: u32) -> Result<(), String> {
+        let mut ledger = lock(&self.ledger);
+        let now = Instant::now();
+        ledger.admissions.retain(|_, (_, e)| *e > now);
+        if ledger.admissions.contains_key(key) {
+            return Ok(());
+        }
+        let (used_cores, used_memory) = ledger.used();
+        let free_cores = self.capacity.cores.saturating_sub(used_cores);
+        let free_memory = self.capacity.memory_bytes.saturating_sub(used_memory);
+        if claim.cores > free_cores {
+            return Err(format!(
+                "needs {} cores, {free_cores} of {} free",
+                claim.cores, self.capacity.cores
+            ));
+        }
+        if claim.memory > free_memory {
+            return Err(format!(
+                "needs {} memory, {} free",
+                xtreem_directory::format_bytes(claim.memory),
+                xtreem_directory::format_bytes(free_memory)
+            ));
+        }
+        if vo_cap > 0 {
+            let vo_used = ledger.vo_cores(&claim.vo);
+            if vo_used.saturating_add(claim.cores) > vo_cap {
+                return Err(format!(
+                    "VO {} may use at most {vo_cap} cores here (site policy) and uses {vo_used}",
+                    claim.vo
+                ));
+            }
+        }
+        ledger
+            .admissions
+            .insert(key.to_owned(), (claim, now + ADMISSION_TTL));
+        Ok(())
+    }
+
+    fn start_units(&self, key: &str, units: &[(String, Claim)]) {
+        let mut ledger = lock(&self.ledger);
+        ledger.admissions.remove(key);
+        for (unit, claim) in units {
+            ledger.running.insert(unit.clone(), claim.clone());
+        }
+    }
+
+    fn release(&self, unit: &str) {
+        lock(&self.ledger).running.remove(unit);
+    }
+
+    /// Free cores and memory now.
+    pub fn free(&self) -> (u32, u64) {
+        let (c, m) = lock(&self.ledger).used();
+        (
+            self.capacity.cores.saturating_sub(c),
+            self.capacity.memory_bytes.saturating_sub(m),
+        )
+    }
+
+    pub fn running_units(&self) -> u32 {
+        u32::try_from(lock(&self.ledger).running.len()).unwrap_or(u32::MAX)
+    }
+
+    pub fn unit(&self, unit: &str) -> Option<LocalUnit> {
+        lock(&self.units).get(unit).cloned()
+    }
+
+    pub fn units(&self) -> Vec<LocalUnit> {
+        lock(&self.units).values().cloned().collect()
+    }
+
+    fn units_of(&self, job: &str) -> Vec<LocalUnit> {
+        lock(&self.units)
+            .values()
+            .filter(|u| u.job == job)
+            .cloned()
+            .collect()
+    }
+
+    fn put(&self, shared: &NodeShared, unit: LocalUnit) -> super::writer::Durable {
+        let mut units = lock(&self.units);
+        units.insert(unit.unit.clone(), unit.clone());
+        shared.jobs.writer.write(JobCommand::PutUnit { unit })
+    }
+}
+
+/// The owner a home's token stands for, checked here as any credential is.
+fn check_owner(shared: &NodeShared, token: &str) -> Result<(Claims, Owner), Status> {
+    let trusted = shared.trust.current();
+    let claims = trusted
+        .verifier
+        .verify(token)
+        .map_err(|e| Status::unauthenticated(format!("the job owner's credential: {e}")))?;
+    let vo = crate::rpc::vo::credential_vo(shared, &claims)?;
+    let owner = Owner {
+        subject: claims.sub.clone(),
+        issuer: claims.iss.clone(),
+        vo,
+        groups: claims.groups.clone(),
+    };
+    Ok((claims, owner))
+}
+
+fn refuse(reason: impl Into<String>) -> pb::LaunchResponse {
+    pb::LaunchResponse {
+        admitted: false,
+        reason: reason.into(),
+        units: Vec::new(),
+    }
+}
+
+/// Admits (and unless `admit_only`, starts) units of a job on this node.
+pub async fn launch(
+    shared: &Arc<NodeShared>,
+    request: pb::LaunchRequest,
+) -> Result<pb::LaunchResponse, Status> {
+    let Some(side) = shared.jobs.resource.as_ref() else {
+        return Ok(refuse(format!(
+            "node {} has no resource role",
+            shared.config.name
+        )));
+    };
+    let job_id =
+        JobId::parse(&request.job).map_err(|e| Status::invalid_argument(format!("job id: {e}")))?;
+    let spec = JobSpec::from_json(&request.spec)
+        .map_err(|e| Status::invalid_argument(format!("job description: {e}")))?;
+    if request.ranks.is_empty() || request.hosts.len() != spec.count as usize {
+        return Err(Status::invalid_argument(format!(
+            "a launch names at least one rank and one host per unit ({} units, {} hosts given)",
+            spec.count,
+            request.hosts.len()
+        )));
+    }
+    if let Some(bad) = request.ranks.iter().find(|r| **r >= spec.count) {
+        return Err(Status::invalid_argument(format!(
+            "rank {bad} is not below the job's count {}",
+            spec.count
+        )));
+    }
+    let (claims, owner) = check_owner(shared, &request.token)?;
+    let n = u32::try_from(request.ranks.len()).unwrap_or(u32::MAX);
+    let cores = spec.resources.cores.saturating_mul(n);
+    let mapping = match crate::access::local_account(shared, &claims, &owner.vo, cores) {
+        Ok(Some(m)) => m,
+        Ok(None) => {
+            return Ok(refuse(format!(
+                "node {} maps no accounts (no resource role or no account pool)",
+                shared.config.name
+            )));
+        }
+        Err(why) => return Ok(refuse(why)),
+    };
+    let vo_cap = shared
+        .trust
+        .current()
+        .served(&owner.vo)
+        .map(|s| s.max_cores)
+        .unwrap_or(0);
+    let key = format!("{}#{}", request.job, request.attempt);
+    let per_unit = Claim {
+        cores: spec.resources.cores,
+        memory: spec.resources.memory_bytes,
+        vo: owner.vo.clone(),
+    };
+    let total = Claim {
+        cores,
+        memory: spec.resources.memory_bytes.saturating_mul(u64::from(n)),
+        vo: owner.vo.clone(),
+    };
+    if let Err(why) = side.admit(&key, total, vo_cap) {
+        return Ok(refuse(format!("node {}: {why}", shared.config.name)));
+    }
+    if request.admit_only {
+        return Ok(pb::LaunchResponse {
+            admitted: true,
+            reason: String::new(),
+            units: Vec::new(),
+        });
+    }
+
+    let unit_names: Vec<(String, Claim)> = request
+        .ranks
+        .iter()
+        .map(|r| (job_id.unit(*r).to_string(), per_unit.clone()))
+        .collect();
+    side.start_units(&key, &unit_names);
+    let workdir = match prepare_workdir(shared, &mapping, &job_id, &spec, &request.token) {
+        Ok(w) => w,
+        Err(why) => {
+            for (u, _) in &unit_names {
+                side.release(u);
+            }
+            return Ok(refuse(format!("node {}: {why}", shared.config.name)));
+        }
+    };
+    let mut answers = Vec::new();
+    let mut durable = Vec::new();
+    for rank in &request.ranks {
+        let unit = start_unit(
+            shared, side, &job_id, &spec, &request, *rank, &owner, &mapping, &workdir,
+        )
+        .await;
+        answers.push(unit.record.to_pb());
+        let over = unit.record.state.is_over();
+        let name = unit.unit.clone();
+        durable.push(side.put(shared, unit));
+        if over {
+            side.release(&name);
+        } else {
+            tokio::spawn(watch_unit(Arc::clone(shared), name));
+        }
+    }
+    for d in durable {
+        d.done()
+            .await
+            .map_err(|e| Status::internal(format!("cannot record the units: {e}")))?;
+    }
+    Ok(pb::LaunchResponse {
+        admitted: true,
+        reason: String::new(),
+        units: answers,
+    })
+}
+
+/// The job's working directory: the description's, or a directory of the
+/// job in the user's scratch, owned by the mapped account.
+fn prepare_workdir(
+    shared: &NodeShared,
+    mapping: &Mapping,
+    job: &JobId,
+    spec: &JobSpec,
+    token: &str,
+) -> Result<PathBuf, String> {
+    let mapper = shared
+        .accounts
+        .as_ref()
+        .ok_or("this node maps no accounts")?;
+    let scratch = mapper
+        .prepare_scratch(mapping)
+        .map_err(|e| format!("cannot prepare the user's scratch directory: {e}"))?;
+    let dir = match &spec.workdir {
+        Some(w) if Path::new(w).is_absolute() => PathBuf::from(w),
+        Some(w) => scratch.join(w),
+        None => scratch.join(job.array_parent().to_string()),
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create the working directory {}: {e}", dir.display()))?;
+        chown(&dir, mapping)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
+    }
+    // The job's credential, readable by the job's account only, so the job
+    // can call the grid as its owner.
+    let token_file = dir.join(".xos-token");
+    std::fs::write(&token_file, token)
+        .map_err(|e| format!("cannot write the job's credential: {e}"))?;
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot protect the job's credential: {e}"))?;
+    chown(&token_file, mapping)?;
+    Ok(dir)
+}
+
+fn chown(path: &Path, mapping: &Mapping) -> Result<(), String> {
+    nix::unistd::chown(
+        path,
+        Some(nix::unistd::Uid::from_raw(mapping.uid)),
+        Some(nix::unistd::Gid::from_raw(mapping.gid)),
+    )
+    .map_err(|e| format!("cannot give {} to uid {}: {e}", path.display(), mapping.uid))
+}
+
+/// `%j` becomes the job id and `%r` the rank in output file names.
+fn expand(pattern: &str, job: &JobId, rank: u32) -> String {
+    pattern
+        .replace("%j", &job.to_string())
+        .replace("%r", &rank.to_string())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn start_unit(
+    shared: &Arc<NodeShared>,
+    side: &ResourceSide,
+    job: &JobId,
+    spec: &JobSpec,
+    request: &pb::LaunchRequest,
+    rank: u32,
+    owner: &Owner,
+    mapping: &Mapping,
+    workdir: &Path,
+) -> LocalUnit {
+    let unit = job.unit(rank).to_string();
+    let in_workdir = |p: &str| {
+        let p = expand(p, job, rank);
+        if Path::new(&p).is_absolute() {
+            PathBuf::from(p)
+        } else {
+            workdir.join(p)
+        }
+    };
+    let stdout = spec
+        .stdout
+        .as_deref()
+        .map(in_workdir)
+        .unwrap_or_else(|| workdir.join(format!("{unit}.out")));
+    let stderr = spec
+        .stderr
+        .as_deref()
+        .map(in_workdir)
+        .unwrap_or_else(|| workdir.join(format!("{unit}.err")));
+    let mut env: Vec<(String, String)> = vec![
+        ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
+        ("HOME".into(), workdir.display().to_string()),
+        ("USER".into(), mapping.user_name.clone()),
+        ("LOGNAME".into(), mapping.user_name.clone()),
+        ("TMPDIR".into(), "/tmp".into()),
+        ("XOS_JOB_ID".into(), job.to_string()),
+        ("XOS_UNIT".into(), unit.clone()),
+        ("XOS_RANK".into(), rank.to_string()),
+        ("XOS_SIZE".into(), spec.count.to_string()),
+        ("XOS_HOSTS".into(), request.hosts.join(",")),
+        ("XOS_NODE".into(), shared.config.name.to_string()),
+        ("XOS_HOME_NODE".into(), job.home.clone()),
+        ("XOS_VO".into(), owner.vo.clone()),
+        (
+            "XOS_TOKEN_FILE".into(),
+            workdir.join(".xos-token").display().to_string(),
+        ),
+    ];
+    if let Some(i) = job.index {
+        env.push(("XOS_ARRAY_INDEX".into(), i.to_string()));
+    }
+    for (k, v) in &spec.env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    let mut argv = vec![spec.executable.clone()];
+    argv.extend(spec.args.iter().cloned());
+    let launch = LaunchSpec {
+        unit: unit.clone(),
+        argv,
+        env,
+        workdir: workdir.to_path_buf(),
+        stdin: spec.stdin.as_deref().map(in_workdir),
+        stdout: stdout.clone(),
+        stderr: stderr.clone(),
+        uid: mapping.uid,
+        gid: mapping.gid,
+        limits: Limits {
+            cores: spec.resources.cores,
+            memory_bytes: spec.resources.memory_bytes,
+            pids: UNIT_PIDS_MAX,
+            walltime: spec.resources.walltime_secs.map(Duration::from_secs),
+        },
+    };
+    let shared2 = Arc::clone(shared);
+    let started = tokio::task::spawn_blocking(move || {
+        let side = shared2.jobs.resource.as_ref().ok_or("no resource side")?;
+        side.exec.launch(&launch).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the launch task failed: {e}")));
+    let now = unix_now_millis();
+    let record = match started {
+        Ok(status) => unit_record(rank, shared, request.attempt, &status),
+        Err(why) => UnitRecord {
+            rank,
+            node: shared.config.name.to_string(),
+            state: UnitState::Failed,
+            exit: None,
+            reason: format!("cannot start: {why}"),
+            started_unix_ms: now,
+            ended_unix_ms: now,
+            usage: Usage::default(),
+            attempt: request.attempt,
+        },
+    };
+    LocalUnit {
+        unit,
+        job: job.to_string(),
+        home: job.home.clone(),
+        name: spec.name.clone(),
+        owner: owner.clone(),
+        rank,
+        size: spec.count,
+        attempt: request.attempt,
+        cores: spec.resources.cores,
+        memory_bytes: spec.resources.memory_bytes,
+        uid: mapping.uid,
+        stdout: stdout.display().to_string(),
+        stderr: stderr.display().to_string(),
+        submitted_unix_ms: now,
+        record,
+        reported: false,
+    }
+}
+
+/// A unit's record from the executor's status.
+fn unit_record(rank: u32, shared: &NodeShared, attempt: u32, s: &UnitStatus) -> UnitRecord {
+    let (state, exit) = match s.state {
+        ExecState::Running => (UnitState::Running, None),
+        ExecState::Frozen => (UnitState::Suspended, None),
+        ExecState::Exited { code } if s.reason.is_none() => {
+            (UnitState::Ended, Some(Exit::Code(code)))
+        }
+        ExecState::Exited { code } => (UnitState::Failed, Some(Exit::Code(code))),
+        ExecState::Signaled { signal } if s.reason.is_none() => {
+            (UnitState::Ended, Some(Exit::Signal(signal)))
+        }
+        ExecState::Signaled { signal } => (UnitState::Failed, Some(Exit::Signal(signal))),
+        ExecState::Failed => (UnitState::Failed, None),
+    };
+    UnitRecord {
+        rank,
+        node: shared.config.name.to_string(),
+        state,
+        exit,
+        reason: s.reason.clone().unwrap_or_default(),
+        started_unix_ms: s.started_unix_ms,
+        ended_unix_ms: s.ended_unix_ms.unwrap_or(0),
+        usage: Usage {
+            cpu_ns: s.usage.cpu_ns,
+            peak_memory_bytes: s.usage.peak_memory_bytes,
+            io_read_bytes: s.usage.io_read_bytes,
+            io_write_bytes: s.usage.io_write_bytes,
+        },
+        attempt,
+    }
+}
+
+/// Follows a running unit to its end, keeps its account in use meanwhile,
+/// then records the end and reports it to the home.
+pub async fn watch_unit(shared: Arc<NodeShared>, unit: String) {
+    let Some(side) = shared.jobs.resource.as_ref() else {
+        return;
+    };
+    let Some(local) = side.unit(&unit) else {
+        return;
+    };
+    let mut touch = tokio::time::interval(TOUCH_EVERY);
+    let status = loop {
+        tokio::select! {
+            status = side.exec.wait(&unit) => break status,
+            _ = touch.tick() => {
+                if let Some(mapper) = shared.accounts.as_ref() {
+                    let _ = mapper.touch(local.uid);
+                }
+            }
+        }
+    };
+    let record = match status {
+        Ok(s) => unit_record(local.rank, &shared, local.attempt, &s),
+        Err(e) => {
+            let now = unix_now_millis();
+            UnitRecord {
+                reason: format!("lost track of the unit: {e}"),
+                state: UnitState::Lost,
+                ended_unix_ms: now,
+                ..local.record.clone()
+            }
+        }
+    };
+    side.release(&unit);
+    let mut ended = local;
+    ended.record = record;
+    if let Err(e) = side.put(&shared, ended).done().await {
+        tracing::error!(unit, error = %e, "cannot record a unit's end");
+    }
+    shared.jobs.wake.notify_one();
+    report(shared, unit).await;
+}
+
+/// Sends a unit's end to its home until the home acknowledges it; a home
+/// that is down gets it when it is back.
+pub async fn report(shared: Arc<NodeShared>, unit: String) {
+    let Some(side) = shared.jobs.resource.as_ref() else {
+        return;
+    };
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let Some(local) = side.unit(&unit) else {
+            return;
+        };
+        if local.reported {
+            return;
+        }
+        match send_report(&shared, &local).await {
+            Ok(()) => {
+                let mut done = local;
+                done.reported = true;
+                let _ = side.put(&shared, done).done().await;
+                if let Err(e) = side.exec.remove(&unit) {
+                    tracing::debug!(unit, error = %e, "cannot remove the unit's state");
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(unit, error = %e, "the home did not take the unit's end; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn send_report(shared: &Arc<NodeShared>, local: &LocalUnit) -> Result<(), Status> {
+    let usage = UsageRecord {
+        job: JobId::parse(&local.job).map_err(|e| Status::internal(e.to_string()))?,
+        rank: local.rank,
+        user: local.owner.subject.clone(),
+        vo: local.owner.vo.clone(),
+        node: shared.config.name.to_string(),
+        started_unix_ms: local.record.started_unix_ms,
+        ended_unix_ms: local.record.ended_unix_ms,
+        cpu_ns: local.record.usage.cpu_ns,
+        peak_memory_bytes: local.record.usage.peak_memory_bytes,
+        io_read_bytes: local.record.usage.io_read_bytes,
+        io_write_bytes: local.record.usage.io_write_bytes,
+        exit: local
+            .record
+            .exit
+            .map(Exit::text)
+            .unwrap_or_else(|| local.record.state.name().to_owned()),
+    };
+    let request = pb::UnitEndedRequest {
+        job: local.job.clone(),
+        unit: Some(local.record.to_pb()),
+        usage: serde_json::to_string(&usage).unwrap_or_default(),
+    };
+    if local.home == shared.config.name.as_str() {
+        return super::home::unit_ended(shared, request).await;
+    }
+    let endpoint = peers::endpoint_of(shared, &local.home)?;
+    let mut client = shared.jobs.peers.exec(shared, &endpoint)?;
+    let result = tokio::time::timeout(Duration::from_secs(5), client.unit_ended(request))
+        .await
+        .map_err(|_| Status::deadline_exceeded("the home did not answer within 5 s"))?;
+    if result.is_err() {
+        shared.jobs.peers.forget(&endpoint);
+    }
+    result.map(|_| ())
+}
+
+/// Units this node ran before the daemon restarted: watched again if they
+/// still run, reported if their end has not reached the home yet.
+pub fn adopt(shared: &Arc<NodeShared>) {
+    let Some(side) = shared.jobs.resource.as_ref() else {
+        return;
+    };
+    for unit in side.units() {
+        if !unit.record.state.is_over() {
+            tracing::info!(unit = %unit.unit, "re-adopting a unit that ran across a restart");
+            tokio::spawn(watch_unit(Arc::clone(shared), unit.unit.clone()));
+        } else if !unit.reported {
+            tokio::spawn(report(Arc::clone(shared), unit.unit.clone()));
+        }
+    }
+}
+
+/// Sends `signal` to the running units of `job` here; STOP and CONT freeze
+/// and thaw the units' cgroups, which stops them as a whole.
+pub async fn signal_units(shared: &Arc<NodeShared>, job: &str, signal: i32) -> Result<u32, Status> {
+    let Some(side) = shared.jobs.resource.as_ref() else {
+        return Ok(0);
+    };
+    let mut count = 0;
+    for mut unit in side.units_of(job) {
+        if unit.record.state.is_over() {
+            continue;
+        }
+        let result = match signal {
+            libc::SIGSTOP => side.exec.freeze(&unit.unit).map(|()| 1),
+            libc::SIGCONT => side.exec.thaw(&unit.unit).map(|()| 1),
+            s => side.exec.signal(&unit.unit, s),
+        };
+        match result {
+            Ok(n) => {
+                count += n.min(1);
+                let state = match signal {
+                    libc::SIGSTOP => Some(UnitState::Suspended),
+                    libc::SIGCONT => Some(UnitState::Running),
+                    _ => None,
+                };
+                if let Some(state) = state
+                    && !unit.record.state.is_over()
+                {
+                    unit.record.state = state;
+                    side.put(shared, unit).done().await.ok();
+                }
+            }
+            Err(e) => tracing::warn!(unit = %unit.unit, error = %e, "cannot signal a unit"),
+        }
+    }
+    Ok(count)
+}
+
+/// A chunk of a unit's output from `offset`.
+pub fn read_log(
+    shared: &NodeShared,
+    unit: &str,
+    stderr: bool,
+    offset: u64,
+    max: u32,
+) -> Result<pb::LogChunk, Status> {
+    use std::io::{Read, Seek, SeekFrom};
+    let side = shared
+        .jobs
+        .resource
+        .as_ref()
+        .ok_or_else(|| Status::not_found("this node runs no units"))?;
+    let local = side
+        .unit(unit)
+        .ok_or_else(|| Status::not_found(format!("unit {unit} is not known on this node")))?;
+    let path = if stderr { &local.stderr } else { &local.stdout };
+    let over = local.record.state.is_over();
+    // The file is in a directory the job's account owns: never follow a
+    // link it may have planted, and read only what that account owns.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|f| {
+            use std::os::unix::fs::MetadataExt;
+            let meta = f.metadata()?;
+            if meta.uid() != local.uid || !meta.is_file() {
+                return Err(std::io::Error::other(
+                    "the output file is not a regular file of the job's account",
+                ));
+            }
+            Ok(f)
+        });
+    let mut file = match opened {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(pb::LogChunk {
+                data: Vec::new(),
+                next_offset: offset,
+                eof: over,
+            });
+        }
+        Err(e) => {
+            return Err(Status::internal(format!(
+                "cannot read the unit's output: {e}"
+            )));
+        }
+    };
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| Status::internal(format!("cannot read the unit's output: {e}")))?;
+    let mut data = Vec::new();
+    file.by_ref()
+        .take(u64::from(max.clamp(1, 512 * 1024)))
+        .read_to_end(&mut data)
+        .map_err(|e| Status::internal(format!("cannot read the unit's output: {e}")))?;
+    let next = offset + data.len() as u64;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(next);
+    Ok(pb::LogChunk {
+        eof: over && next >= size,
+        data,
+        next_offset: next,
+    })
+}
+
+/// Starts the resource side's background work: re-adoption of units that
+/// ran across a restart. Unit watchers end with the process.
+pub fn start(shared: &Arc<NodeShared>, _stop: &CancellationToken) {
+    adopt(shared);
+}

@@ -1,0 +1,516 @@
+//! Jobs as their users meet them: real daemons, real supervisors, cgroups,
+//! namespaces and mapped accounts; submission, placement, control, limits,
+//! failures of nodes and of the daemon.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tonic::Code;
+use xtreem_client::{ClientError, JobsClient, Profile, VoClient};
+use xtreem_proto::jobs as jpb;
+use xtreem_proto::vo as pb;
+use xtreem_testkit::Grid;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn profile(grid: &Grid) -> Profile {
+    Profile::load(&grid.admin_dir()).unwrap()
+}
+
+fn jobs(grid: &Grid, i: usize, token: &str) -> JobsClient {
+    JobsClient::connect(&profile(grid), &grid.node(i).rpc, false, Some(token.into())).unwrap()
+}
+
+fn root_or_skip(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!(
+        "skipping {test}: jobs run under mapped uids in cgroups and namespaces, which needs root"
+    );
+    false
+}
+
+/// A site of `n` nodes serving VO `demo` (alice) and VO `other` (bob).
+async fn job_site(n: usize) -> (Grid, String, String) {
+    let g = site(n).await;
+    let mut admin = VoClient::connect(&profile(&g), &g.node(0).rpc, true, None).unwrap();
+    for user in ["alice", "bob"] {
+        admin
+            .add_user(pb::AddUserRequest {
+                name: user.into(),
+                password: PASSWORD.into(),
+            })
+            .await
+            .unwrap();
+    }
+    for (vo, user) in [("demo", "alice"), ("other", "bob")] {
+        admin
+            .create_vo(pb::CreateVoRequest {
+                name: vo.into(),
+                first_admin: user.into(),
+            })
+            .await
+            .unwrap();
+        admin
+            .serve_vo(pb::ServeVoRequest {
+                vo: vo.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    let alice = login(&g, "alice", "demo").await;
+    let bob = login(&g, "bob", "other").await;
+    // Placement needs every resource node in the directory serving the VO.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut dir = xtreem_client::DirectoryClient::connect(
+            &profile(&g),
+            &g.node(0).rpc,
+            false,
+            Some(alice.clone()),
+        )
+        .unwrap();
+        let seen = dir
+            .query(xtreem_proto::directory::QueryRequest {
+                query: "state==alive".into(),
+                ..Default::default()
+            })
+            .await
+            .map(|a| a.nodes.len())
+            .unwrap_or(0);
+        if seen == n {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "directory shows {seen} of {n} nodes serving demo"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    (g, alice, bob)
+}
+
+async fn login(grid: &Grid, user: &str, vo: &str) -> String {
+    VoClient::connect(&profile(grid), &grid.node(0).rpc, false, None)
+        .unwrap()
+        .login(pb::LoginRequest {
+            user: user.into(),
+            password: PASSWORD.into(),
+            vo: vo.into(),
+            ttl_seconds: 3600,
+        })
+        .await
+        .unwrap()
+        .token
+}
+
+async fn submit(client: &mut JobsClient, spec: &str) -> String {
+    let ids = client
+        .submit(spec, None, false)
+        .await
+        .unwrap_or_else(|e| panic!("submit {spec}: {e}"));
+    ids.into_iter().next().unwrap()
+}
+
+async fn wait(client: &mut JobsClient, id: &str) -> jpb::JobInfo {
+    match tokio::time::timeout(Duration::from_secs(60), client.wait(id)).await {
+        Ok(info) => info.unwrap(),
+        Err(_) => panic!(
+            "job {id} did not end within 60 s: {:#?}",
+            client.status(id).await
+        ),
+    }
+}
+
+async fn output(client: &mut JobsClient, unit: &str) -> String {
+    let mut out = Vec::new();
+    client.logs(unit, false, false, &mut out).await.unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Polls the job's status until `pick` accepts it.
+async fn until(
+    client: &mut JobsClient,
+    id: &str,
+    timeout: Duration,
+    pick: impl Fn(&jpb::JobInfo) -> bool,
+) -> jpb::JobInfo {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let info = client.status(id).await.unwrap();
+        if pick(&info) {
+            return info;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {id} never reached the expected state: {info:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn refused(e: ClientError) -> (Code, String) {
+    match e {
+        ClientError::Refused { code, message, .. } => (code, message),
+        other => panic!("expected a refusal, got {other}"),
+    }
+}
+
+fn pool_range(grid: &Grid, i: usize) -> (u32, u32) {
+    let config: toml::Value =
+        toml::from_str(&std::fs::read_to_string(grid.node(i).config_path()).unwrap()).unwrap();
+    let accounts = &config["accounts"];
+    (
+        u32::try_from(accounts["uid_min"].as_integer().unwrap()).unwrap(),
+        u32::try_from(accounts["uid_max"].as_integer().unwrap()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn jobs_run_as_pool_users_with_ranks_arrays_dependencies_and_accounting() {
+    if !root_or_skip("jobs_run_as_pool_users_with_ranks_arrays_dependencies_and_accounting") {
+        return;
+    }
+    let (g, alice, bob) = job_site(3).await;
+    let mut a = jobs(&g, 0, &alice);
+
+    // Exit code and identity: the job runs as a pool uid, never root.
+    let id = submit(
+        &mut a,
+        "executable = \"/bin/sh\"\nargs = [\"-c\", \"id -u; echo $XOS_NODE; exit 3\"]\n",
+    )
+    .await;
+    let info = wait(&mut a, &id).await;
+    assert_eq!(info.state, "failed", "{info:#?}");
+    assert_eq!(info.exit, "exit 3", "{info:#?}");
+    assert_eq!(info.exit_code, 3);
+    let out = output(&mut a, &id).await;
+    let mut lines = out.lines();
+    let uid: u32 = lines.next().unwrap().trim().parse().unwrap();
+    let node = lines.next().unwrap().trim().to_owned();
+    let i = (0..g.len()).find(|k| g.node(*k).spec.name == node).unwrap();
+    let (lo, hi) = pool_range(&g, i);
+    assert!(
+        uid >= lo && uid <= hi,
+        "uid {uid} outside {node}'s pool {lo}..{hi}"
+    );
+
+    // Three units on three nodes see their rank, the size and every host.
+    let id = submit(
+        &mut a,
+        "executable = \"/bin/sh\"\nargs = [\"-c\", \"echo $XOS_RANK $XOS_SIZE $XOS_HOSTS\"]\ncount = 3\nper_node = 1\n",
+    )
+    .await;
+    let info = wait(&mut a, &id).await;
+    assert_eq!(info.state, "done", "{info:#?}");
+    let mut nodes: Vec<&str> = info.units.iter().map(|u| u.node.as_str()).collect();
+    nodes.sort_unstable();
+    nodes.dedup();
+    assert_eq!(nodes.len(), 3, "one unit per node: {info:#?}");
+    for rank in 0..3 {
+        let out = output(&mut a, &format!("{id}.{rank}")).await;
+        let words: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(words[0], rank.to_string());
+        assert_eq!(words[1], "3");
+        assert_eq!(words[2].split(',').count(), 3, "{out}");
+    }
+
+    // An array: each element knows its index.
+    let ids = a
+        .submit(
+            "executable = \"/bin/sh\"\nargs = [\"-c\", \"echo index=$XOS_ARRAY_INDEX\"]\n",
+            Some("1-3"),
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 3);
+    for (k, id) in ids.iter().enumerate() {
+        assert!(id.ends_with(&format!("_{}", k + 1)), "{id}");
+        assert_eq!(wait(&mut a, id).await.state, "done");
+        assert_eq!(output(&mut a, id).await.trim(), format!("index={}", k + 1));
+    }
+
+    // Dependencies: after_ok waits for success; a failed dependency fails
+    // the dependent job with the reason.
+    let first = submit(&mut a, "executable = \"/bin/sleep\"\nargs = [\"1\"]\n").await;
+    let second = submit(
+        &mut a,
+        &format!("executable = \"/bin/true\"\nafter_ok = [\"{first}\"]\n"),
+    )
+    .await;
+    let bad = submit(&mut a, "executable = \"/bin/false\"\n").await;
+    let never = submit(
+        &mut a,
+        &format!("executable = \"/bin/true\"\nafter_ok = [\"{bad}\"]\n"),
+    )
+    .await;
+    let anyway = submit(
+        &mut a,
+        &format!("executable = \"/bin/true\"\nafter_any = [\"{bad}\"]\n"),
+    )
+    .await;
+    let f = wait(&mut a, &first).await;
+    let s = wait(&mut a, &second).await;
+    assert_eq!(s.state, "done");
+    assert!(
+        s.started_unix_ms >= f.ended_unix_ms,
+        "after_ok started before its dependency ended"
+    );
+    let n = wait(&mut a, &never).await;
+    assert_eq!(n.state, "failed");
+    assert!(
+        n.reason.contains(&bad) && n.reason.contains("did not succeed"),
+        "{}",
+        n.reason
+    );
+    assert_eq!(wait(&mut a, &anyway).await.state, "done");
+
+    // Status has a timeline with the placement decision.
+    let status = a.status(&second).await.unwrap();
+    assert!(
+        status
+            .events
+            .iter()
+            .any(|e| e.text.starts_with("placed on")),
+        "{:#?}",
+        status.events
+    );
+
+    // xps from another node lists alice's jobs; accounting sums them.
+    let listed = jobs(&g, 2, &alice)
+        .list(jpb::ListRequest::default())
+        .await
+        .unwrap();
+    assert!(listed.jobs.iter().any(|j| j.id == first), "{listed:#?}");
+    let acct = a.acct(jpb::AcctRequest::default()).await.unwrap();
+    let line = acct
+        .lines
+        .iter()
+        .find(|l| l.user == "alice" && l.vo == "demo")
+        .expect("alice's usage");
+    assert!(line.jobs >= 9 && line.units >= 11, "{line:?}");
+
+    // bob of another VO sees none of it and cannot signal it, even by id.
+    let mut b = jobs(&g, 1, &bob);
+    let (code, _) = refused(b.status(&first).await.unwrap_err());
+    assert_eq!(code, Code::NotFound);
+    let sleeper = submit(&mut a, "executable = \"/bin/sleep\"\nargs = [\"30\"]\n").await;
+    let (code, _) = refused(b.signal(&sleeper, "KILL").await.unwrap_err());
+    assert_eq!(code, Code::NotFound);
+    assert!(
+        b.list(jpb::ListRequest {
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .jobs
+        .is_empty()
+    );
+    // alice can.
+    until(&mut a, &sleeper, Duration::from_secs(10), |j| {
+        j.state == "running"
+    })
+    .await;
+    a.signal(&sleeper, "TERM").await.unwrap();
+    let killed = wait(&mut a, &sleeper).await;
+    assert_eq!(killed.state, "cancelled", "{killed:#?}");
+    assert_eq!(killed.exit, "signal 15");
+}
+
+#[tokio::test]
+async fn bad_descriptions_are_refused_naming_the_field() {
+    if !root_or_skip("bad_descriptions_are_refused_naming_the_field") {
+        return;
+    }
+    let (g, alice, _) = job_site(1).await;
+    let mut a = jobs(&g, 0, &alice);
+    for (spec, field) in [
+        ("executable = \"/bin/true\"\ncolour = \"blue\"\n", "colour"),
+        (
+            "executable = \"/bin/true\"\n[resources]\ncores = -2\n",
+            "resources.cores",
+        ),
+        ("args = [\"x\"]\n", "executable"),
+        (
+            "executable = \"/bin/true\"\nconstraints = \"cores >= 4096\"\n",
+            "constraints",
+        ),
+        (
+            "executable = \"/bin/true\"\nconstraints = \"cores >=\"\n",
+            "constraints",
+        ),
+        ("executable = \"/bin/true\"\nvo = \"other\"\n", "vo"),
+        (
+            "executable = \"/bin/true\"\nafter_ok = [\"not an id\"]\n",
+            "after_ok",
+        ),
+    ] {
+        let (code, message) = refused(a.submit(spec, None, false).await.unwrap_err());
+        assert_eq!(code, Code::InvalidArgument, "{spec}: {message}");
+        assert!(
+            message.contains(field),
+            "{spec}: message {message:?} does not name {field}"
+        );
+    }
+    let (code, message) = refused(
+        a.submit("executable = \"/bin/true\"\n", Some("5-1"), false)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("array"), "{message}");
+}
+
+#[tokio::test]
+async fn stop_freezes_cont_resumes_and_limits_end_jobs_with_the_reason() {
+    if !root_or_skip("stop_freezes_cont_resumes_and_limits_end_jobs_with_the_reason") {
+        return;
+    }
+    let (g, alice, _) = job_site(1).await;
+    let mut a = jobs(&g, 0, &alice);
+
+    let burn = submit(
+        &mut a,
+        "executable = \"/bin/sh\"\nargs = [\"-c\", \"while :; do :; done\"]\n",
+    )
+    .await;
+    until(&mut a, &burn, Duration::from_secs(10), |j| {
+        j.units.first().is_some_and(|u| u.cpu_ns > 200_000_000)
+    })
+    .await;
+    a.signal(&burn, "STOP").await.unwrap();
+    let frozen = until(&mut a, &burn, Duration::from_secs(5), |j| {
+        j.state == "suspended"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = a.status(&burn).await.unwrap().units[0].cpu_ns;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = a.status(&burn).await.unwrap().units[0].cpu_ns;
+    assert!(
+        after - before < 50_000_000,
+        "CPU time grew by {} ns while frozen ({frozen:?})",
+        after - before
+    );
+    a.signal(&burn, "CONT").await.unwrap();
+    until(&mut a, &burn, Duration::from_secs(10), |j| {
+        j.state == "running" && j.units[0].cpu_ns > after + 200_000_000
+    })
+    .await;
+    a.signal(&burn, "KILL").await.unwrap();
+    assert_eq!(wait(&mut a, &burn).await.state, "cancelled");
+
+    let slow = submit(
+        &mut a,
+        "executable = \"/bin/sleep\"\nargs = [\"30\"]\n[resources]\nwalltime = 1\n",
+    )
+    .await;
+    let info = wait(&mut a, &slow).await;
+    assert_eq!(info.state, "failed", "{info:#?}");
+    assert!(info.reason.contains("walltime"), "{}", info.reason);
+
+    let hog = submit(
+        &mut a,
+        "executable = \"/usr/bin/perl\"\nargs = [\"-e\", \"my $x = 'x' x (200 * 1024 * 1024); sleep 1\"]\n[resources]\nmemory = \"32MiB\"\n",
+    )
+    .await;
+    let info = wait(&mut a, &hog).await;
+    assert_eq!(info.state, "failed", "{info:#?}");
+    assert!(info.reason.contains("memory"), "{}", info.reason);
+}
+
+#[tokio::test]
+async fn jobs_survive_a_daemon_restart_and_node_deaths_are_handled() {
+    if !root_or_skip("jobs_survive_a_daemon_restart_and_node_deaths_are_handled") {
+        return;
+    }
+    let (mut g, alice, _) = job_site(4).await;
+    let mut a = jobs(&g, 0, &alice);
+
+    // Restart xosd on the resource node: the unit keeps running and its end
+    // still reaches the home.
+    let kept = submit(&mut a, "executable = \"/bin/sh\"\nargs = [\"-c\", \"sleep 4; echo survived\"]\nconstraints = \"name == node-2\"\n").await;
+    until(&mut a, &kept, Duration::from_secs(10), |j| {
+        j.state == "running"
+    })
+    .await;
+    g.stop(1).await.unwrap();
+    g.restart(1).await.unwrap();
+    let info = wait(&mut a, &kept).await;
+    assert_eq!(info.state, "done", "{info:#?}");
+    assert_eq!(output(&mut a, &kept).await.trim(), "survived");
+
+    // kill -9 a resource node mid-job: a job that may restart runs again
+    // elsewhere; one that may not fails with the reason.
+    let restarts = submit(
+        &mut a,
+        "executable = \"/bin/sleep\"\nargs = [\"3\"]\nconstraints = \"name in [node-3, node-4]\"\nrestart = \"on-node-failure\"\nmax_restarts = 2\n",
+    )
+    .await;
+    let first = until(&mut a, &restarts, Duration::from_secs(10), |j| {
+        j.state == "running"
+    })
+    .await;
+    let victim = first.units[0].node.clone();
+    let fails = submit(
+        &mut a,
+        &format!(
+            "executable = \"/bin/sleep\"\nargs = [\"30\"]\nconstraints = \"name == {victim}\"\n"
+        ),
+    )
+    .await;
+    until(&mut a, &fails, Duration::from_secs(10), |j| {
+        j.state == "running"
+    })
+    .await;
+    let victim_index = (0..g.len())
+        .find(|k| g.node(*k).spec.name == victim)
+        .unwrap();
+    g.kill9(victim_index).unwrap();
+    let info = wait(&mut a, &fails).await;
+    assert_eq!(info.state, "failed", "{info:#?}");
+    assert!(info.reason.contains("died"), "{}", info.reason);
+    let info = wait(&mut a, &restarts).await;
+    assert_eq!(info.restarts, 1, "{info:#?}");
+    assert_ne!(info.units[0].node, victim, "{info:#?}");
+    assert_eq!(info.state, "done", "{info:#?}");
+}
+
+#[tokio::test]
+async fn when_the_home_dies_xps_elsewhere_still_shows_its_running_job() {
+    if !root_or_skip("when_the_home_dies_xps_elsewhere_still_shows_its_running_job") {
+        return;
+    }
+    let (mut g, alice, _) = job_site(3).await;
+    // Home on node-2 (index 1), running on node-3.
+    let mut home = jobs(&g, 1, &alice);
+    let id = submit(
+        &mut home,
+        "executable = \"/bin/sleep\"\nargs = [\"20\"]\nconstraints = \"name == node-3\"\n",
+    )
+    .await;
+    assert!(id.starts_with("node-2."), "{id}");
+    until(&mut home, &id, Duration::from_secs(10), |j| {
+        j.state == "running"
+    })
+    .await;
+    g.kill9(1).unwrap();
+    let mut elsewhere = jobs(&g, 0, &alice);
+    let listed = elsewhere.list(jpb::ListRequest::default()).await.unwrap();
+    let job = listed
+        .jobs
+        .iter()
+        .find(|j| j.id == id)
+        .unwrap_or_else(|| panic!("{listed:#?}"));
+    assert!(job.from_replica, "{job:#?}");
+    assert_eq!(job.state, "running");
+    assert_eq!(job.units[0].node, "node-3");
+    let status = elsewhere.status(&id).await.unwrap();
+    assert_eq!(status.state, "running", "{status:#?}");
+}
