@@ -661,7 +661,13 @@ async fn place_many(
         }
         let layout: Vec<String> = plan
             .iter()
-            .map(|(n, r)| format!("{n} (ranks {})", join(r)))
+            .map(|(n, r)| {
+                format!(
+                    "{n} ({} {})",
+                    if r.len() == 1 { "rank" } else { "ranks" },
+                    join(r)
+                )
+            })
             .collect();
         return Ok((units, format!("placed on {}", layout.join(", "))));
     }

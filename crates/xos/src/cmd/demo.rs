@@ -26,7 +26,7 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         None => Grid::new(&xosd)?,
     };
     grid.use_one_ip(Ipv4Addr::LOCALHOST);
-    let total = 8;
+    let total = 9;
     println!(
         "Xtreem demo: a grid of {} xosd processes on 127.0.0.1, files in {}",
         args.nodes,
@@ -191,12 +191,19 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
     );
     directory_demo(&grid, &users).await?;
 
+    step(
+        8,
+        total,
+        "jobs: alice submits a 3-process job and an array; each job places itself (no central scheduler)",
+    );
+    jobs_demo(&grid, &users).await?;
+
     if args.keep {
         let admin_dir = grid.admin_dir();
         let rpc = grid.node(core).rpc.clone();
         let (dir, pids) = grid.keep();
         let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
-        step(8, total, "the grid keeps running");
+        step(9, total, "the grid keeps running");
         println!("  export XOS_CONFIG_DIR={}", admin_dir.display());
         println!("  xos node list                       # asks {rpc}");
         println!("  xos node join-token --ttl 10m");
@@ -212,7 +219,7 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    step(8, total, "stop every node with SIGTERM");
+    step(9, total, "stop every node with SIGTERM");
     for (name, code) in grid.stop_all().await {
         match code {
             Ok(c) => println!("  {name}: exited with code {c}"),
@@ -422,6 +429,108 @@ async fn directory_demo(grid: &Grid, users: &[(String, std::path::PathBuf)]) -> 
         for line in e.render(bad).lines() {
             println!("    {line}");
         }
+    }
+    Ok(())
+}
+
+/// Alice submits a multi-process job and an array, lists them with `xps`,
+/// waits, and prints what they wrote.
+async fn jobs_demo(grid: &Grid, users: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
+    if !nix::unistd::geteuid().is_root() {
+        println!("  (skipped: running jobs under mapped accounts in cgroups needs root)");
+        return Ok(());
+    }
+    let Some((_, dir)) = users.iter().find(|(n, _)| n == "alice") else {
+        return Ok(());
+    };
+    let profile = Profile::load(dir)?;
+    let token = profile.token(None).context("saved credential")?;
+    let endpoint = grid.node(0).rpc.clone();
+    let mut client = xtreem_client::JobsClient::connect(&profile, &endpoint, false, Some(token))?;
+    let units = grid.len().min(3);
+    let spec = format!(
+        "name = \"hello\"\nexecutable = \"/bin/sh\"\nargs = [\"-c\", \"echo rank $XOS_RANK of $XOS_SIZE on $XOS_NODE as uid $(id -u); sleep 1\"]\ncount = {units}\nper_node = 1\n[resources]\ncores = 1\nmemory = \"64MiB\"\nwalltime = \"1m\"\n"
+    );
+    println!("  $ cat hello.toml");
+    for line in spec.lines() {
+        println!("    {line}");
+    }
+    let job = client.submit(&spec, None, false).await?;
+    let job = job.first().cloned().context("no job id")?;
+    println!("  $ xsub hello.toml\n    {job}");
+    let array_spec = "name = \"square\"\nexecutable = \"/bin/sh\"\nargs = [\"-c\", \"echo $XOS_ARRAY_INDEX squared is $(($XOS_ARRAY_INDEX * $XOS_ARRAY_INDEX))\"]\n";
+    let array = client.submit(array_spec, Some("1-4"), false).await?;
+    println!(
+        "  $ xsub --array 1-4 square.toml\n    4 jobs: {} .. {}",
+        array.first().map(String::as_str).unwrap_or("-"),
+        array.last().map(String::as_str).unwrap_or("-")
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let listed = client
+        .list(xtreem_proto::jobs::ListRequest::default())
+        .await?;
+    println!("  $ xps");
+    let rows: Vec<Vec<String>> = listed
+        .jobs
+        .iter()
+        .map(|j| {
+            let mut nodes: Vec<&str> = j
+                .units
+                .iter()
+                .map(|u| u.node.as_str())
+                .filter(|n| !n.is_empty())
+                .collect();
+            nodes.sort_unstable();
+            nodes.dedup();
+            vec![
+                j.id.clone(),
+                j.name.clone(),
+                j.owner.clone(),
+                j.state.clone(),
+                if nodes.is_empty() {
+                    "-".into()
+                } else {
+                    nodes.join(",")
+                },
+                if j.exit.is_empty() {
+                    "-".into()
+                } else {
+                    j.exit.clone()
+                },
+            ]
+        })
+        .collect();
+    for line in render(&["ID", "NAME", "USER", "STATE", "NODES", "EXIT"], &rows) {
+        println!("    {line}");
+    }
+    let info = client.wait(&job).await?;
+    println!(
+        "  $ xwait {job}\n    {}: {} ({})",
+        info.id, info.state, info.exit
+    );
+    for rank in 0..units {
+        let mut out = Vec::new();
+        client
+            .logs(&format!("{job}.{rank}"), false, false, &mut out)
+            .await?;
+        println!(
+            "  $ xos logs {job}.{rank}\n    {}",
+            String::from_utf8_lossy(&out).trim()
+        );
+    }
+    for id in &array {
+        client.wait(id).await?;
+        let mut out = Vec::new();
+        client.logs(id, false, false, &mut out).await?;
+        println!(
+            "  $ xos logs {id}\n    {}",
+            String::from_utf8_lossy(&out).trim()
+        );
+    }
+    let status = client.status(&job).await?;
+    println!("  $ xos status {job}   (timeline)");
+    for e in &status.events {
+        println!("    {}", e.text);
     }
     Ok(())
 }
