@@ -10,6 +10,7 @@ use crate::{ClientError, Profile, Result};
 /// Answers listing many jobs exceed the usual message bound.
 const LIST_BYTES_MAX: usize = 64 * 1024 * 1024;
 
+#[derive(Clone)]
 pub struct JobsClient {
     endpoint: String,
     raw: Raw<tonic::transport::Channel>,

@@ -26,6 +26,10 @@
 //! tags = ["gpu"]               # admin tags, matched by `tag:gpu`
 //! labels = { rack = "r12" }    # matched by `label:rack==r12`
 //! sample_interval = "2s"       # dynamic attributes (load, free memory...)
+//!
+//! [jobs]                       # resource nodes: what jobs may use here
+//! cores = 8                    # default: the machine's cores (more oversubscribes)
+//! memory = "16GiB"             # default: the machine's memory
 //! ```
 //!
 //! `[listen] gossip` is the UDP address of the site's gossip (default: the
@@ -69,6 +73,22 @@ struct RawConfig {
     accounts: RawAccounts,
     #[serde(default)]
     directory: RawDirectory,
+    #[serde(default)]
+    jobs: RawJobs,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    cores: Option<Spanned<u32>>,
+    memory: Option<Spanned<String>>,
+}
+
+/// What units may use on a resource node; None is the machine's own.
+#[derive(Debug, Clone, Default)]
+pub struct JobsConfig {
+    pub cores: Option<u32>,
+    pub memory_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -227,6 +247,8 @@ pub struct NodeConfig {
     pub ldap: Option<xtreem_ldapauth::LdapConfig>,
     pub accounts: AccountsConfig,
     pub directory: DirectoryConfig,
+    /// What jobs may use on this node.
+    pub jobs: JobsConfig,
 }
 
 impl NodeConfig {
@@ -395,6 +417,27 @@ impl NodeConfig {
         };
 
         let directory = directory_config(raw.directory, &refuse)?;
+        let jobs =
+            JobsConfig {
+                cores: match raw.jobs.cores {
+                    Some(c) if !(1..=65_536).contains(c.get_ref()) => {
+                        return Err(refuse(
+                            c.span(),
+                            format!(
+                                "key `jobs.cores`: expected 1 to 65536 cores, got {}",
+                                c.get_ref()
+                            ),
+                        ));
+                    }
+                    c => c.map(Spanned::into_inner),
+                },
+                memory_bytes: match raw.jobs.memory {
+                    Some(m) => Some(xtreem_job::parse_size(m.get_ref()).map_err(|e| {
+                        refuse(m.span(), format!("key `jobs.memory`: {}", e.message))
+                    })?),
+                    None => None,
+                },
+            };
         let listen_gossip = raw.listen.gossip.unwrap_or_else(|| {
             let port = match raw.listen.rpc.port() {
                 0 => 0,
@@ -406,6 +449,7 @@ impl NodeConfig {
         Ok(NodeConfig {
             listen_gossip,
             directory,
+            jobs,
             ldap,
             accounts,
             name: raw.name,

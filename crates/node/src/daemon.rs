@@ -592,8 +592,17 @@ fn open_jobs(config: &NodeConfig, data: &DataDir, store: &Arc<Store>) -> anyhow:
             &cgroup_parent(config),
         )
         .context("cannot set up job execution (cgroups, unit directory)")?;
-        let units = store.read(crate::jobs::machine::query::units)?;
-        Some(ResourceSide::open(exec, host_capacity(), units))
+        // Units whose end the home has are kept on disk only (for their
+        // output), not in memory.
+        let units = store
+            .read(crate::jobs::machine::query::units)?
+            .into_iter()
+            .filter(|u| !u.reported)
+            .collect();
+        let mut capacity = host_capacity();
+        capacity.cores = config.jobs.cores.unwrap_or(capacity.cores);
+        capacity.memory_bytes = config.jobs.memory_bytes.unwrap_or(capacity.memory_bytes);
+        Some(ResourceSide::open(exec, capacity, units))
     } else {
         None
     };

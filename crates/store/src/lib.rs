@@ -59,6 +59,9 @@ const LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("_log");
 const META: TableDefinition<&str, u64> = TableDefinition::new("_meta");
 const META_APPLIED_INDEX: &str = "applied_index";
 
+/// Bytes of pages the store keeps in memory.
+const CACHE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Version byte in front of every encoded command in the log.
 const LOG_ENCODING_V1: u8 = 1;
 
@@ -70,7 +73,13 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store file at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let db = Database::create(path).map_err(|e| StoreError::open(path, e))?;
+        // redb caches up to 1 GiB by default; a node's memory should not
+        // grow with its history (job records, logs), so the cache is
+        // bounded and older pages come from the OS page cache.
+        let db = redb::Builder::new()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| StoreError::open(path, e))?;
         let store = Store { db };
         // Create the bookkeeping tables so read transactions always find them.
         let txn = store.db.begin_write()?;

@@ -167,11 +167,23 @@ impl Driver {
             return;
         };
         self.seq = self.seq.max(xtreem_util::time::unix_now_millis()) + 1;
+        // Cores held by units count as busy, so free cores are what a job
+        // could still get here (what admission checks), not idle CPU.
+        let (running, busy) = match self.shared.jobs.resource.as_ref() {
+            Some(side) => {
+                let (free, _) = side.free();
+                (
+                    side.running_units(),
+                    side.capacity.cores.saturating_sub(free) as f32,
+                )
+            }
+            None => (0, 0.0),
+        };
         let sample = match probe_dynamic(
             &self.shared.config.data_dir,
             published.cores,
-            0,
-            0.0,
+            running,
+            busy,
             self.seq,
         ) {
             Ok(s) => s,

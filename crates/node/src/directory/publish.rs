@@ -63,7 +63,14 @@ pub fn own_descriptor(shared: &NodeShared, version: u64) -> std::io::Result<Stat
         disk_path: shared.config.data_dir.clone(),
         version,
     };
-    probe_static(base)
+    // A resource node offers jobs what its `[jobs]` section says, which may
+    // differ from the hardware (oversubscription, or a share kept back).
+    let mut descriptor = probe_static(base)?;
+    if let Some(side) = shared.jobs.resource.as_ref() {
+        descriptor.cores = side.capacity.cores;
+        descriptor.memory_bytes = side.capacity.memory_bytes;
+    }
+    Ok(descriptor)
 }
 
 /// Whether `published` still says what the node would publish now (the

@@ -25,6 +25,8 @@ use crate::daemon::NodeShared;
 const SAMPLE: usize = 8;
 /// Placements running at once.
 const PLACEMENTS_IN_FLIGHT: usize = 64;
+/// Parked jobs made ready when a unit ends.
+const UNPARK_PER_END: usize = 4;
 /// How long a Launch may take before the home tries elsewhere.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -118,28 +120,30 @@ pub async fn scheduler(shared: Arc<NodeShared>, stop: CancellationToken) {
             _ = shared.jobs.wake.notified() => false,
             _ = tick.tick() => true,
         };
-        let mut queued = shared
-            .jobs
-            .active_where(|j| j.state == JobState::Queued && !shared.jobs.is_placing(&j.id));
-        queued.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.submitted_unix_ms.cmp(&b.submitted_unix_ms))
-                .then(a.id.cmp(&b.id))
-        });
-        for job in queued {
-            if !shared.jobs.start_placing(&job.id) {
-                continue;
+        if ticked {
+            shared.jobs.unpark_all();
+        }
+        loop {
+            let free = permits.available_permits();
+            if free == 0 {
+                break;
             }
-            let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-                return;
-            };
-            let shared = Arc::clone(&shared);
-            tokio::spawn(async move {
-                place(&shared, &job.id).await;
-                shared.jobs.done_placing(&job.id);
-                drop(permit);
-            });
+            let batch = shared.jobs.take_ready(free);
+            if batch.is_empty() {
+                break;
+            }
+            for id in batch {
+                let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
+                    break;
+                };
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    place(&shared, &id).await;
+                    drop(permit);
+                    // A placement slot is free: more ready jobs may go.
+                    shared.jobs.wake.notify_one();
+                });
+            }
         }
         if ticked {
             watch_nodes(&shared).await;
@@ -308,6 +312,17 @@ fn candidates(
                     ),
                     (None, _) => (r.descriptor.cores, r.descriptor.memory_bytes, 0.0, 0),
                 };
+            // A sample can be seconds old; what this home itself placed
+            // there since is known exactly.
+            let (free_cores, free_memory) = if r.descriptor.node == me {
+                (free_cores, free_memory)
+            } else {
+                let (mine_cores, mine_memory) = shared.jobs.placed_on(&r.descriptor.node);
+                (
+                    free_cores.min(r.descriptor.cores.saturating_sub(mine_cores)),
+                    free_memory.min(r.descriptor.memory_bytes.saturating_sub(mine_memory)),
+                )
+            };
             Candidate {
                 node: r.descriptor.node.clone(),
                 free_cores,
@@ -326,26 +341,23 @@ fn candidates(
         seed,
     );
     if order.is_empty() {
-        // Every node looks full now; ask the biggest anyway: its own
-        // ledger decides, and a sample can be stale.
-        let mut by_size: Vec<NodeRecord> = records
-            .into_iter()
-            .filter(|r| {
-                r.descriptor.cores >= spec.resources.cores
-                    && r.descriptor.memory_bytes >= spec.resources.memory_bytes
-            })
-            .collect();
-        by_size.sort_by_key(|r| std::cmp::Reverse(r.descriptor.cores));
-        by_size.truncate(SAMPLE);
-        if by_size.is_empty() {
-            return Err(format!(
+        let fits_somewhere = records.iter().any(|r| {
+            r.descriptor.cores >= spec.resources.cores
+                && r.descriptor.memory_bytes >= spec.resources.memory_bytes
+        });
+        return Err(if fits_somewhere {
+            format!(
+                "every matching node is busy ({} candidates); waiting for room",
+                records.len()
+            )
+        } else {
+            format!(
                 "no node serving VO {} has {} cores and {} memory",
                 owner.vo,
                 spec.resources.cores,
                 xtreem_directory::format_bytes(spec.resources.memory_bytes)
-            ));
-        }
-        return Ok(by_size);
+            )
+        });
     }
     Ok(order
         .into_iter()
@@ -809,6 +821,12 @@ pub async fn unit_ended(
         })
         .await
         .map_err(Status::internal)?;
+    if result.is_some() {
+        // Room for a few waiting jobs; parked ones with dependencies on
+        // this job may go too.
+        shared.jobs.unpark(UNPARK_PER_END);
+        shared.jobs.wake.notify_one();
+    }
     if result.is_some() && !kill_on.is_empty() {
         let shared = Arc::clone(shared);
         let job = request.job.clone();

@@ -99,6 +99,10 @@ pub mod query {
         Ok(JOBS.list(r)?.into_iter().map(|(_, j)| j).collect())
     }
 
+    pub fn unit(r: &ReadTxn, unit: &str) -> Result<Option<LocalUnit>, StoreError> {
+        UNITS.get(r, unit)
+    }
+
     pub fn units(r: &ReadTxn) -> Result<Vec<LocalUnit>, StoreError> {
         Ok(UNITS.list(r)?.into_iter().map(|(_, u)| u).collect())
     }

@@ -12,11 +12,12 @@
 pub mod home;
 pub mod machine;
 pub mod peers;
+pub mod queue;
 pub mod record;
 pub mod resource;
 pub mod writer;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{Notify, watch};
@@ -31,8 +32,8 @@ use self::writer::Writer;
 pub struct JobsState {
     /// Jobs this node is home of that have not ended.
     active: Mutex<BTreeMap<String, JobRecord>>,
-    /// Jobs a placement task is working on, so none is placed twice.
-    placing: Mutex<HashSet<String>>,
+    /// Queued jobs by placement order, and this home's units per node.
+    queue: Mutex<queue::Queue>,
     /// Bumped whenever a job of this home changes state.
     changed: watch::Sender<u64>,
     /// Wakes the scheduler (new job, freed node, released hold).
@@ -51,15 +52,19 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl JobsState {
     /// Loads the jobs of this home that have not ended.
     pub fn open(store: Arc<Store>, resource: Option<ResourceSide>) -> anyhow::Result<JobsState> {
-        let active = store
+        let active: BTreeMap<String, JobRecord> = store
             .read(query::jobs)?
             .into_iter()
             .filter(|j| !j.state.is_terminal())
             .map(|j| (j.id.clone(), j))
             .collect();
+        let mut queue = queue::Queue::default();
+        for job in active.values() {
+            queue.track(None, job);
+        }
         Ok(JobsState {
             active: Mutex::new(active),
-            placing: Mutex::new(HashSet::new()),
+            queue: Mutex::new(queue),
             changed: watch::channel(0).0,
             wake: Notify::new(),
             writer: Writer::start(Arc::clone(&store)),
@@ -103,9 +108,12 @@ impl JobsState {
 
     pub fn insert_active(&self, jobs: Vec<JobRecord>) {
         let mut active = lock(&self.active);
+        let mut queue = lock(&self.queue);
         for job in jobs {
+            queue.track(None, &job);
             active.insert(job.id.clone(), job);
         }
+        drop(queue);
         drop(active);
         self.changed.send_modify(|v| *v += 1);
     }
@@ -122,10 +130,12 @@ impl JobsState {
     ) -> Option<JobRecord> {
         let mut active = lock(&self.active);
         let job = active.get_mut(id)?;
+        let before = job.clone();
         if !change(job) {
             return None;
         }
         let record = job.clone();
+        lock(&self.queue).track(Some(&before), &record);
         if record.state.is_terminal() {
             active.remove(id);
         }
@@ -150,10 +160,12 @@ impl JobsState {
             let Some(job) = active.get_mut(id) else {
                 return Ok(None);
             };
+            let before = job.clone();
             if !change(job) {
                 return Ok(None);
             }
             let record = job.clone();
+            lock(&self.queue).track(Some(&before), &record);
             if record.state.is_terminal() {
                 active.remove(id);
             }
@@ -177,17 +189,24 @@ impl JobsState {
         }
     }
 
-    /// Marks `id` as being placed; false if a placement already runs.
-    pub fn start_placing(&self, id: &str) -> bool {
-        lock(&self.placing).insert(id.to_owned())
+    /// Up to `n` queued jobs to place now, best first.
+    pub fn take_ready(&self, n: usize) -> Vec<String> {
+        lock(&self.queue).take(n)
     }
 
-    pub fn done_placing(&self, id: &str) {
-        lock(&self.placing).remove(id);
+    /// Makes every parked job ready again (room may have appeared).
+    pub fn unpark_all(&self) {
+        lock(&self.queue).unpark_all();
     }
 
-    pub fn is_placing(&self, id: &str) -> bool {
-        lock(&self.placing).contains(id)
+    /// Makes the `n` best parked jobs ready again.
+    pub fn unpark(&self, n: usize) {
+        lock(&self.queue).unpark(n);
+    }
+
+    /// Cores and memory this home's running units hold on `node`.
+    pub fn placed_on(&self, node: &str) -> (u32, u64) {
+        lock(&self.queue).placed_on(node)
     }
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {

@@ -197,6 +197,19 @@ impl ResourceSide {
             .collect()
     }
 
+    async fn forget(&self, shared: &NodeShared, mut unit: LocalUnit) {
+        unit.reported = true;
+        let name = unit.unit.clone();
+        let write = {
+            let mut units = lock(&self.units);
+            units.remove(&name);
+            shared.jobs.writer.write(JobCommand::PutUnit { unit })
+        };
+        if let Err(e) = write.done().await {
+            tracing::warn!(unit = name, error = %e, "cannot record that a unit was reported");
+        }
+    }
+
     fn put(&self, shared: &NodeShared, unit: LocalUnit) -> super::writer::Durable {
         let mut units = lock(&self.units);
         units.insert(unit.unit.clone(), unit.clone());
@@ -317,7 +330,7 @@ pub async fn launch(
     let mut durable = Vec::new();
     for rank in &request.ranks {
         let unit = start_unit(
-            shared, side, &job_id, &spec, &request, *rank, &owner, &mapping, &workdir,
+            shared, &job_id, &spec, &request, *rank, &owner, &mapping, &workdir,
         )
         .await;
         answers.push(unit.record.to_pb());
@@ -400,7 +413,6 @@ fn expand(pattern: &str, job: &JobId, rank: u32) -> String {
 #[allow(clippy::too_many_arguments)]
 async fn start_unit(
     shared: &Arc<NodeShared>,
-    side: &ResourceSide,
     job: &JobId,
     spec: &JobSpec,
     request: &pb::LaunchRequest,
@@ -606,9 +618,9 @@ pub async fn report(shared: Arc<NodeShared>, unit: String) {
         }
         match send_report(&shared, &local).await {
             Ok(()) => {
-                let mut done = local;
-                done.reported = true;
-                let _ = side.put(&shared, done).done().await;
+                // The home holds the unit's record now; this node keeps it
+                // on disk only, to serve its output.
+                side.forget(&shared, local).await;
                 if let Err(e) = side.exec.remove(&unit) {
                     tracing::debug!(unit, error = %e, "cannot remove the unit's state");
                 }
@@ -730,6 +742,13 @@ pub fn read_log(
         .ok_or_else(|| Status::not_found("this node runs no units"))?;
     let local = side
         .unit(unit)
+        .or_else(|| {
+            shared
+                .store
+                .read(|r| super::machine::query::unit(r, unit))
+                .ok()
+                .flatten()
+        })
         .ok_or_else(|| Status::not_found(format!("unit {unit} is not known on this node")))?;
     let path = if stderr { &local.stderr } else { &local.stdout };
     let over = local.record.state.is_over();

@@ -29,6 +29,11 @@ pub async fn run(_ctx: &Context, command: BenchCommand) -> anyhow::Result<()> {
             decisions,
             logins,
         } => auth(verifications, decisions, logins).await,
+        BenchCommand::Jobs {
+            jobs,
+            in_flight,
+            latency_samples,
+        } => super::bench_jobs::run(jobs, in_flight, latency_samples).await,
         BenchCommand::Directory {
             nodes,
             no_federation,

@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_directory;
+mod bench_jobs;
 mod bench_sim;
 mod demo;
 mod directory;

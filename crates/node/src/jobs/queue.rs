@@ -1,0 +1,168 @@
+//! The home's queue of jobs waiting to be placed, and what this home has
+//! placed on each node, kept as indexes so the scheduler never scans every
+//! job it holds.
+//!
+//! A queued job is either *ready* (the scheduler will try it) or *parked*
+//! (its last try found no room or a dependency still running; it becomes
+//! ready again when a unit of this home ends or at the next tick).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, HashMap};
+
+use super::record::{JobRecord, JobState, UnitRecord};
+
+/// Order of placement: higher priority first, then older first.
+type Key = (Reverse<i32>, u64, String);
+
+fn key(job: &JobRecord) -> Key {
+    (Reverse(job.priority), job.submitted_unix_ms, job.id.clone())
+}
+
+#[derive(Default)]
+pub struct Queue {
+    ready: BTreeSet<Key>,
+    parked: BTreeSet<Key>,
+    /// Cores and memory of this home's units running on each node.
+    placed: HashMap<String, (u32, u64)>,
+}
+
+impl Queue {
+    /// Brings the indexes in line with a job's change from `before` (None
+    /// for a new job) to `after`.
+    pub fn track(&mut self, before: Option<&JobRecord>, after: &JobRecord) {
+        let was_queued = before.is_some_and(|b| b.state == JobState::Queued);
+        let is_queued = after.state == JobState::Queued;
+        if was_queued && !is_queued {
+            let k = key(after);
+            self.ready.remove(&k);
+            self.parked.remove(&k);
+        }
+        if is_queued && !was_queued {
+            self.ready.insert(key(after));
+        }
+        let holds = |u: &UnitRecord| !u.node.is_empty() && !u.state.is_over();
+        if let Some(b) = before {
+            for u in b.units.iter().filter(|u| holds(u)) {
+                let slot = self.placed.entry(u.node.clone()).or_default();
+                slot.0 = slot.0.saturating_sub(b.cores);
+                slot.1 = slot.1.saturating_sub(b.memory_bytes);
+            }
+        }
+        for u in after.units.iter().filter(|u| holds(u)) {
+            let slot = self.placed.entry(u.node.clone()).or_default();
+            slot.0 = slot.0.saturating_add(after.cores);
+            slot.1 = slot.1.saturating_add(after.memory_bytes);
+        }
+    }
+
+    /// Up to `n` ready jobs, best first; they leave the ready set while a
+    /// placement works on them.
+    pub fn take(&mut self, n: usize) -> Vec<String> {
+        let mut out = Vec::with_capacity(n.min(self.ready.len()));
+        while out.len() < n {
+            let Some(k) = self.ready.pop_first() else {
+                break;
+            };
+            out.push(k.2.clone());
+            // Remembered as parked until the placement decides, so a
+            // failed try needs no lookup to put it back.
+            self.parked.insert(k);
+        }
+        out
+    }
+
+    /// A placement is done with `job`: still queued means it found no room
+    /// and stays parked; otherwise the state change already removed it.
+    pub fn unpark_all(&mut self) {
+        let parked = std::mem::take(&mut self.parked);
+        self.ready.extend(parked);
+    }
+
+    /// Makes the `n` best parked jobs ready (a unit ended: room for a few).
+    pub fn unpark(&mut self, n: usize) {
+        for _ in 0..n {
+            let Some(k) = self.parked.pop_first() else {
+                break;
+            };
+            self.ready.insert(k);
+        }
+    }
+
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    pub fn queued_len(&self) -> usize {
+        self.ready.len() + self.parked.len()
+    }
+
+    /// Cores and memory this home's units hold on `node`.
+    pub fn placed_on(&self, node: &str) -> (u32, u64) {
+        self.placed.get(node).copied().unwrap_or((0, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::record::{Owner, UnitState};
+
+    fn job(id: &str, priority: i32, at: u64) -> JobRecord {
+        JobRecord {
+            id: id.into(),
+            spec: String::new(),
+            name: id.into(),
+            owner: Owner {
+                subject: "alice".into(),
+                issuer: "i".into(),
+                vo: "demo".into(),
+                groups: Vec::new(),
+            },
+            token: String::new(),
+            state: JobState::Queued,
+            reason: String::new(),
+            priority,
+            cores: 2,
+            memory_bytes: 10,
+            submitted_unix_ms: at,
+            started_unix_ms: 0,
+            ended_unix_ms: 0,
+            units: vec![UnitRecord::pending(0)],
+            events: Vec::new(),
+            attempt: 0,
+            restarts: 0,
+        }
+    }
+
+    #[test]
+    fn jobs_come_out_by_priority_then_age_and_parked_ones_wait_for_unpark() {
+        let mut q = Queue::default();
+        for j in [job("n.1", 0, 1), job("n.2", 5, 2), job("n.3", 0, 0)] {
+            q.track(None, &j);
+        }
+        assert_eq!(q.take(2), ["n.2", "n.3"]);
+        assert_eq!(q.take(5), ["n.1"]);
+        assert!(q.take(5).is_empty(), "taken jobs wait parked");
+        q.unpark_all();
+        assert_eq!(q.ready_len(), 3);
+    }
+
+    #[test]
+    fn placed_resources_follow_units_and_leave_when_they_end() {
+        let mut q = Queue::default();
+        let queued = job("n.1", 0, 1);
+        q.track(None, &queued);
+        let mut running = queued.clone();
+        running.state = JobState::Running;
+        running.units[0].node = "b".into();
+        running.units[0].state = UnitState::Running;
+        q.track(Some(&queued), &running);
+        assert_eq!(q.queued_len(), 0);
+        assert_eq!(q.placed_on("b"), (2, 10));
+        let mut ended = running.clone();
+        ended.units[0].state = UnitState::Ended;
+        ended.state = JobState::Done;
+        q.track(Some(&running), &ended);
+        assert_eq!(q.placed_on("b"), (0, 0));
+    }
+}

@@ -1,0 +1,253 @@
+//! `xos bench jobs`: a 4-node grid on loopback and this machine's raw
+//! fork+exec rate of /bin/true, measured in the same run so their ratio is
+//! the figure that counts; then submit-to-start latency on an idle grid,
+//! throughput of back-to-back submissions, `xps` and `xos status` latency
+//! with that many jobs in the system, and the home's memory per finished
+//! job record.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, ensure};
+use xtreem_client::{JobsClient, Profile, VoClient};
+use xtreem_proto::jobs as jpb;
+use xtreem_proto::vo as pb;
+use xtreem_testkit::{Grid, xosd_next_to_current_exe};
+use xtreem_util::time::unix_now_millis;
+
+use super::bench_directory::line;
+
+const PASSWORD: &str = "bench password";
+const TRIVIAL: &str = "executable = \"/bin/true\"\n[resources]\nmemory = \"16MiB\"\n";
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+/// Raw fork+exec+wait of /bin/true, one after another.
+fn raw_fork_exec_rate(count: u32) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    for _ in 0..count {
+        let status = Command::new("/bin/true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .context("cannot run /bin/true")?;
+        ensure!(status.success(), "/bin/true failed");
+    }
+    Ok(f64::from(count) / started.elapsed().as_secs_f64())
+}
+
+async fn grid_with_alice() -> anyhow::Result<(Grid, JobsClient)> {
+    let mut grid = Grid::new(xosd_next_to_current_exe()?)?;
+    grid.start_site("bench", 4).await?;
+    let profile = Profile::load(&grid.admin_dir())?;
+    let endpoint = grid.node(0).rpc.clone();
+    let mut admin = VoClient::connect(&profile, &endpoint, true, None)?;
+    admin
+        .add_user(pb::AddUserRequest {
+            name: "alice".into(),
+            password: PASSWORD.into(),
+        })
+        .await?;
+    admin
+        .create_vo(pb::CreateVoRequest {
+            name: "bench".into(),
+            first_admin: "alice".into(),
+        })
+        .await?;
+    admin
+        .serve_vo(pb::ServeVoRequest {
+            vo: "bench".into(),
+            ..Default::default()
+        })
+        .await?;
+    let token = VoClient::connect(&profile, &endpoint, false, None)?
+        .login(pb::LoginRequest {
+            user: "alice".into(),
+            password: PASSWORD.into(),
+            vo: "bench".into(),
+            ttl_seconds: 3600,
+        })
+        .await?
+        .token;
+    // Every node must be in the home's directory, serving the VO.
+    let mut dir =
+        xtreem_client::DirectoryClient::connect(&profile, &endpoint, false, Some(token.clone()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = dir
+            .query(xtreem_proto::directory::QueryRequest {
+                query: "state==alive".into(),
+                ..Default::default()
+            })
+            .await?
+            .nodes
+            .len();
+        if seen == 4 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "only {seen} of 4 nodes serve the VO after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = JobsClient::connect(&profile, &endpoint, false, Some(token))?;
+    Ok((grid, client))
+}
+
+/// Sequential jobs on an idle grid: from the client's submit to the
+/// supervisor starting the process.
+async fn submit_to_start(client: &mut JobsClient, count: u32) -> anyhow::Result<Vec<f64>> {
+    let mut latencies = Vec::new();
+    for _ in 0..count {
+        let submitted = unix_now_millis();
+        let ids = client.submit(TRIVIAL, None, false).await?;
+        let id = ids.first().context("no id")?;
+        let info = client.wait(id).await?;
+        ensure!(
+            info.state == "done",
+            "job {id} ended {}: {}",
+            info.state,
+            info.reason
+        );
+        let started = info.units.first().map_or(0, |u| u.started_unix_ms);
+        latencies.push(started.saturating_sub(submitted) as f64);
+    }
+    latencies.sort_by(f64::total_cmp);
+    Ok(latencies)
+}
+
+/// Jobs of the home that have not ended.
+async fn unfinished(client: &mut JobsClient) -> anyhow::Result<usize> {
+    Ok(client
+        .list(jpb::ListRequest {
+            states: vec![
+                "queued".into(),
+                "running".into(),
+                "held".into(),
+                "suspended".into(),
+            ],
+            local: true,
+            ..Default::default()
+        })
+        .await?
+        .jobs
+        .len())
+}
+
+pub async fn run(jobs: u32, in_flight: usize, latency_samples: u32) -> anyhow::Result<()> {
+    ensure!(
+        nix::unistd::geteuid().is_root(),
+        "xos bench jobs runs real jobs under mapped accounts in cgroups: run it as root"
+    );
+    let raw = raw_fork_exec_rate(2_000)?;
+    line("raw fork+exec of /bin/true", raw, "per s");
+
+    let (grid, mut client) = grid_with_alice().await?;
+    let home_pid = grid.node(0).pid().context("home pid")?;
+
+    let latencies = submit_to_start(&mut client, latency_samples).await?;
+    line(
+        "submit-to-start p50 (idle grid)",
+        percentile(&latencies, 0.5),
+        "ms",
+    );
+    line(
+        "submit-to-start p99 (idle grid)",
+        percentile(&latencies, 0.99),
+        "ms",
+    );
+
+    let rss_before = super::bench::rss_kib(home_pid)?;
+    let started = Instant::now();
+    let mut submitted = 0u32;
+    let mut ids = Vec::with_capacity(jobs as usize);
+    let mut pending = tokio::task::JoinSet::new();
+    while submitted < jobs || !pending.is_empty() {
+        while submitted < jobs && pending.len() < in_flight {
+            let mut c = client.clone();
+            pending.spawn(async move { c.submit(TRIVIAL, None, false).await });
+            submitted += 1;
+        }
+        if let Some(done) = pending.join_next().await {
+            ids.extend(done??);
+        }
+    }
+    let submit_secs = started.elapsed().as_secs_f64();
+    line(
+        "submissions acknowledged",
+        f64::from(jobs) / submit_secs,
+        "per s",
+    );
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        let left = unfinished(&mut client).await?;
+        if left == 0 {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "{left} jobs still unfinished after 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let total_secs = started.elapsed().as_secs_f64();
+    let throughput = f64::from(jobs) / total_secs;
+    line("jobs run to completion", throughput, "per s");
+    line("throughput / raw fork+exec", 100.0 * throughput / raw, "%");
+    let rss_after = super::bench::rss_kib(home_pid)?;
+    line(
+        "home daemon memory per finished job record",
+        rss_after.saturating_sub(rss_before) as f64 * 1024.0 / f64::from(jobs),
+        "bytes",
+    );
+    let failed = client
+        .list(jpb::ListRequest {
+            states: vec!["failed".into(), "cancelled".into()],
+            local: true,
+            ..Default::default()
+        })
+        .await?
+        .jobs;
+    ensure!(
+        failed.is_empty(),
+        "{} jobs failed, first: {:?}",
+        failed.len(),
+        failed.first().map(|j| &j.reason)
+    );
+
+    let mut xps = Vec::new();
+    let mut listed = 0;
+    for _ in 0..5 {
+        let t = Instant::now();
+        listed = client.list(jpb::ListRequest::default()).await?.jobs.len();
+        xps.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    xps.sort_by(f64::total_cmp);
+    line("jobs listed by xps", listed as f64, "jobs");
+    line(
+        "xps with all jobs listed, median of 5",
+        percentile(&xps, 0.5),
+        "ms",
+    );
+
+    let mut status = Vec::new();
+    for k in 0..1000usize {
+        let id = &ids[(k * 7919) % ids.len()];
+        let t = Instant::now();
+        client.status(id).await?;
+        status.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    status.sort_by(f64::total_cmp);
+    line("status of one job p50", percentile(&status, 0.5), "ms");
+    line("status of one job p99", percentile(&status, 0.99), "ms");
+    drop(grid);
+    Ok(())
+}
