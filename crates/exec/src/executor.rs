@@ -3,14 +3,14 @@
 //! cgroups (signals, freezer, usage). It keeps no state a restart would
 //! lose: a new `Executor` on the same root sees the same units.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
@@ -19,6 +19,7 @@ use xtreem_util::time::unix_now_millis;
 use crate::cgroup::{self, CgroupBackend, CgroupConfig, CgroupVersion, FreezeState};
 use crate::error::{ExecError, io_err};
 use crate::files::{self, EXIT, Liveness, SPEC, STARTED};
+use crate::forkserver::ForkServer;
 use crate::spec::{LaunchSpec, Stream, validate_unit_name};
 use crate::status::{ExitRecord, Report, StartedRecord, UnitState, UnitStatus, Usage};
 use crate::supervisor::SupervisorInput;
@@ -27,6 +28,9 @@ use crate::supervisor::SupervisorInput;
 pub const LAUNCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `freeze` waits for the cgroup to be frozen.
 pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `remove` waits for a supervisor that has recorded the exit
+/// to end.
+const EXITING_SUPERVISOR_WAIT: Duration = Duration::from_secs(2);
 /// Polling period of `wait` when a pidfd cannot be used.
 const WAIT_POLL: Duration = Duration::from_millis(50);
 /// The reason of a unit whose supervisor died without recording an exit.
@@ -42,6 +46,37 @@ pub struct Executor {
     warnings: Vec<String>,
     /// Units whose `launch` is in progress in this process.
     launching: Mutex<HashSet<String>>,
+    /// Supervisors this process spawned and has not reaped yet.
+    children: Mutex<HashMap<String, Child>>,
+    /// Forks the supervisors (`None`: spawn each one).
+    fork_server: Mutex<Option<ForkServer>>,
+}
+
+impl Drop for Executor {
+    fn drop(&mut self) {
+        // Supervisors outlive us; reap the ones we spawned as they end, so
+        // none stays a zombie while this process lives.
+        let mut children: Vec<Child> = match self.children.get_mut() {
+            Ok(map) => map.drain().map(|(_, c)| c).collect(),
+            Err(_) => return,
+        };
+        // Closing its socket ends the fork server.
+        if let Ok(server) = self.fork_server.get_mut()
+            && let Some(server) = server.take()
+        {
+            children.push(server.into_child());
+        }
+        if children.is_empty() {
+            return;
+        }
+        let _ = std::thread::Builder::new()
+            .name("xtreem-exec-reaper".into())
+            .spawn(move || {
+                for mut child in children {
+                    let _ = child.wait();
+                }
+            });
+    }
 }
 
 /// Removes a unit from `launching` when `launch` returns.
@@ -103,13 +138,25 @@ impl Executor {
         for w in &warnings {
             tracing::warn!(target: "xtreem_exec", "{w}");
         }
+        let fork_server = match ForkServer::spawn(&supervisor) {
+            Ok(server) => {
+                place_fork_server(cgroup.as_ref(), &server);
+                Some(server)
+            }
+            Err(e) => {
+                tracing::warn!(target: "xtreem_exec", "no fork server ({e}): spawning each supervisor");
+                None
+            }
+        };
         Ok(Executor {
+            fork_server: Mutex::new(fork_server),
             root,
             supervisor,
             cgroup_config,
             cgroup,
             warnings,
             launching: Mutex::new(HashSet::new()),
+            children: Mutex::new(HashMap::new()),
         })
     }
 
@@ -140,6 +187,16 @@ impl Executor {
         Ok(dir)
     }
 
+    /// Reaps the unit's supervisor if this process spawned it and it ended.
+    fn reap(&self, unit: &str) {
+        if let Ok(mut children) = self.children.lock()
+            && let Some(child) = children.get_mut(unit)
+            && !matches!(child.try_wait(), Ok(None))
+        {
+            children.remove(unit);
+        }
+    }
+
     fn is_launching(&self, unit: &str) -> bool {
         self.launching
             .lock()
@@ -147,10 +204,12 @@ impl Executor {
             .unwrap_or(false)
     }
 
-    /// Starts a unit: writes its spec, spawns its supervisor (detached: its
-    /// own session, not our child) and returns once the program runs
-    /// (`Running`) or could not be started (`Failed`, with the reason).
-    /// Blocking; takes a few milliseconds.
+    /// Starts a unit: writes its spec, spawns its supervisor (in a session of
+    /// its own, so it outlives us; we reap it if we outlive it) and returns
+    /// once the program runs (`Running`) or could not be started (`Failed`,
+    /// with the reason, e.g. "cannot execute /nope: No such file or
+    /// directory"). Blocking: a few milliseconds; call it from a blocking
+    /// task in async code.
     pub fn launch(&self, spec: &LaunchSpec) -> Result<UnitStatus, ExecError> {
         spec.validate()?;
         if !spec
@@ -225,46 +284,95 @@ impl Executor {
 
         let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| ExecError::io("pipe", io::Error::from(e)))?;
+        let child = if self.request_fork(&dir, &report_w) {
+            drop(report_w);
+            None
+        } else {
+            Some(self.spawn_supervisor(&dir, report_w)?)
+        };
+        let line = read_report(report_r, LAUNCH_TIMEOUT);
+        if matches!(line, Ok(None)) {
+            // It ended without a word: reap it now.
+            if let Some(mut child) = child {
+                let _ = child.wait();
+            }
+            return Err(ExecError::Supervisor(format!(
+                "exited without reporting: {}",
+                log_tail(&dir)
+            )));
+        }
+        // A spawned supervisor stays our child until it ends or we do:
+        // status, wait and remove reap it (and our Drop, for the rest).
+        if let Some(child) = child
+            && let Ok(mut children) = self.children.lock()
+        {
+            children.insert(unit.to_string(), child);
+        }
+        let Some(line) = line? else {
+            return Err(ExecError::Supervisor("no report".into()));
+        };
+        let report: Report = serde_json::from_slice(&line).map_err(|e| {
+            ExecError::Supervisor(format!(
+                "unreadable report {:?}: {e}",
+                String::from_utf8_lossy(&line)
+            ))
+        })?;
+        Ok(match report {
+            Report::Started(s) => running_status(unit, &s, Usage::default()),
+            Report::Failed(rec) => rec.into_status(unit),
+        })
+    }
+
+    /// Asks the fork server for a supervisor of `dir` (restarting the server
+    /// once if it died). `false`: spawn one instead.
+    fn request_fork(&self, dir: &Path, report: &OwnedFd) -> bool {
+        let Ok(mut server) = self.fork_server.lock() else {
+            return false;
+        };
+        for attempt in 0..2 {
+            let Some(current) = server.as_mut() else {
+                return false;
+            };
+            match current.request(dir, report) {
+                Ok(()) => return true,
+                Err(e) => {
+                    tracing::warn!(target: "xtreem_exec", "fork server: {e}");
+                    let alive = current.alive();
+                    if alive || attempt == 1 {
+                        return false;
+                    }
+                    *server = ForkServer::spawn(&self.supervisor)
+                        .inspect(|s| place_fork_server(self.cgroup.as_ref(), s))
+                        .map_err(|e| {
+                            tracing::warn!(target: "xtreem_exec", "cannot restart the fork server: {e}")
+                        })
+                        .ok();
+                }
+            }
+        }
+        false
+    }
+
+    /// Spawns `<supervisor...> <dir>` reporting on `report`.
+    fn spawn_supervisor(&self, dir: &Path, report: OwnedFd) -> Result<Child, ExecError> {
         let mut cmd = Command::new(&self.supervisor[0]);
         cmd.args(&self.supervisor[1..])
-            .arg(&dir)
+            .arg(dir)
             .env_clear()
             .stdin(Stdio::null())
-            .stdout(Stdio::from(report_w))
+            .stdout(Stdio::from(report))
             .stderr(Stdio::null());
         let spawned = cmd.spawn();
         // The command holds our copy of the pipe's write end: close it, so a
         // supervisor that dies without reporting shows as EOF.
         drop(cmd);
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) => {
-                // Nothing runs: leave no unit behind.
-                let _ = fs::remove_dir_all(&dir);
-                return Err(ExecError::Supervisor(format!(
-                    "cannot start {}: {e}",
-                    PathBuf::from(&self.supervisor[0]).display()
-                )));
-            }
-        };
-        let line = read_report(report_r, LAUNCH_TIMEOUT);
-        // The first supervisor process exits as soon as it has forked.
-        let _ = child.wait();
-        let line = line?;
-        let report: Report = match line {
-            Some(l) => serde_json::from_slice(&l).map_err(|e| {
-                ExecError::Supervisor(format!("unreadable report {:?}: {e}", String::from_utf8_lossy(&l)))
-            })?,
-            None => {
-                return Err(ExecError::Supervisor(format!(
-                    "exited without reporting: {}",
-                    log_tail(&dir)
-                )));
-            }
-        };
-        Ok(match report {
-            Report::Started(s) => running_status(unit, &s, Usage::default()),
-            Report::Failed(rec) => rec.into_status(unit),
+        spawned.map_err(|e| {
+            // Nothing runs: leave no unit behind.
+            let _ = fs::remove_dir_all(dir);
+            ExecError::Supervisor(format!(
+                "cannot start {}: {e}",
+                PathBuf::from(&self.supervisor[0]).display()
+            ))
         })
     }
 
@@ -289,10 +397,11 @@ impl Executor {
     /// The unit's spec as launched.
     pub fn spec(&self, unit: &str) -> Result<LaunchSpec, ExecError> {
         let dir = self.existing_unit_dir(unit)?;
-        let input: SupervisorInput = files::read_json(&dir, SPEC)?.ok_or_else(|| ExecError::State {
-            path: dir.join(SPEC),
-            why: "missing".into(),
-        })?;
+        let input: SupervisorInput =
+            files::read_json(&dir, SPEC)?.ok_or_else(|| ExecError::State {
+                path: dir.join(SPEC),
+                why: "missing".into(),
+            })?;
         Ok(input.spec)
     }
 
@@ -305,9 +414,13 @@ impl Executor {
     pub fn status(&self, unit: &str) -> Result<UnitStatus, ExecError> {
         let dir = self.existing_unit_dir(unit)?;
         if let Some(rec) = files::read_json::<ExitRecord>(&dir, EXIT)? {
+            self.reap(unit);
             return Ok(rec.into_status(unit));
         }
         let liveness = files::liveness(&dir)?;
+        if liveness == Liveness::Gone {
+            self.reap(unit);
+        }
         let started: Option<StartedRecord> = files::read_json(&dir, STARTED)?;
         let alive = match liveness {
             Liveness::Alive(pid) => Some(pid),
@@ -417,7 +530,9 @@ impl Executor {
             ));
         }
         if !(0..=libc::SIGRTMAX()).contains(&signal) {
-            return Err(ExecError::Refused(format!("{signal} is not a signal number")));
+            return Err(ExecError::Refused(format!(
+                "{signal} is not a signal number"
+            )));
         }
         if signal == libc::SIGKILL {
             return self
@@ -485,9 +600,24 @@ impl Executor {
     /// the supervisor lives. Collect the final status first.
     pub fn remove(&self, unit: &str) -> Result<(), ExecError> {
         let dir = self.existing_unit_dir(unit)?;
-        if self.is_launching(unit) || matches!(files::liveness(&dir)?, Liveness::Alive(_)) {
+        if self.is_launching(unit) {
             return Err(ExecError::StillRunning(unit.to_string()));
         }
+        if matches!(files::liveness(&dir)?, Liveness::Alive(_)) {
+            // A supervisor that recorded the exit is in its last moments.
+            let ended = files::read_json::<ExitRecord>(&dir, EXIT)?.is_some();
+            let until = Instant::now() + EXITING_SUPERVISOR_WAIT;
+            loop {
+                if !ended || Instant::now() >= until {
+                    return Err(ExecError::StillRunning(unit.to_string()));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+                if files::liveness(&dir)? == Liveness::Gone {
+                    break;
+                }
+            }
+        }
+        self.reap(unit);
         if self.cgroup.exists(unit) {
             // Nothing should be left; a lost supervisor's unit might be.
             let until = Instant::now() + Duration::from_secs(2);
@@ -504,10 +634,33 @@ impl Executor {
 
     /// Removes our cgroup subtree if no unit and no supervisor is left in it
     /// (tests, node decommissioning).
+    /// The fork server lives in `_supervisors`: it is stopped first (later
+    /// launches spawn their supervisors).
     pub fn remove_cgroup_parent(&self) -> Result<(), ExecError> {
+        let server = self.fork_server.lock().ok().and_then(|mut s| s.take());
+        if let Some(server) = server {
+            let mut child = server.into_child();
+            // It exits as soon as it sees its socket closed.
+            let until = Instant::now() + Duration::from_secs(2);
+            while matches!(child.try_wait(), Ok(None)) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
         self.cgroup
             .remove_parent()
             .map_err(io_err("removing the cgroup parent"))
+    }
+}
+
+/// Moves the fork server into `<parent>/_supervisors`, so the supervisors
+/// it forks are born there (no migration per unit) and leave the daemon's
+/// cgroup (a restart of the daemon's service does not take them along).
+fn place_fork_server(cgroup: &dyn CgroupBackend, server: &ForkServer) {
+    let pid = server.pid().to_string();
+    for f in cgroup.supervisor_join_files() {
+        if let Err(e) = cgroup::write_value(&f, &pid) {
+            tracing::warn!(target: "xtreem_exec", "moving the fork server to {}: {e}", f.display());
+        }
     }
 }
 

@@ -45,21 +45,27 @@ pub(crate) fn write_json_atomic<T: Serialize>(
     f.write_all(&bytes)
         .map_err(|e| ExecError::io(format!("writing {}", tmp.display()), e))?;
     drop(f);
-    fs::rename(&tmp, &target).map_err(|e| ExecError::io(format!("renaming to {}", target.display()), e))
+    fs::rename(&tmp, &target)
+        .map_err(|e| ExecError::io(format!("renaming to {}", target.display()), e))
 }
 
 /// Reads `dir/name` as JSON; `None` if it does not exist.
-pub(crate) fn read_json<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Option<T>, ExecError> {
+pub(crate) fn read_json<T: DeserializeOwned>(
+    dir: &Path,
+    name: &str,
+) -> Result<Option<T>, ExecError> {
     let path = dir.join(name);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ExecError::io(format!("reading {}", path.display()), e)),
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| ExecError::State {
-        path,
-        why: e.to_string(),
-    })
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .map_err(|e| ExecError::State {
+            path,
+            why: e.to_string(),
+        })
 }
 
 /// What the lock file says about the supervisor.
@@ -87,7 +93,10 @@ pub(crate) fn liveness(dir: &Path) -> Result<Liveness, ExecError> {
     }
     let err = io::Error::last_os_error();
     if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-        return Err(ExecError::io(format!("testing the lock {}", path.display()), err));
+        return Err(ExecError::io(
+            format!("testing the lock {}", path.display()),
+            err,
+        ));
     }
     let mut text = String::new();
     let pid = match f.read_to_string(&mut text) {

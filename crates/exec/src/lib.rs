@@ -1,36 +1,46 @@
 //! Execution of job units on a resource node.
 //!
 //! A *unit* is one program run for a job: `n1.42.0`. [`Executor::launch`]
-//! writes its [`LaunchSpec`] into `ROOT/<unit>/` (0700 root) and starts a
-//! **supervisor** for it, a separate process in its own session that
-//! outlives the daemon: a daemon killed with SIGKILL and restarted finds its
-//! units again with [`Executor::units`] and [`Executor::status`], and
-//! [`Executor::wait`] works for them as for new ones.
+//! writes its [`LaunchSpec`] into `ROOT/<unit>/` (0700 root) and has a
+//! **supervisor** started for it: a separate process, in a session of its
+//! own, that outlives the daemon. A daemon killed with SIGKILL and restarted
+//! finds its units again with [`Executor::units`] and [`Executor::status`],
+//! and [`Executor::wait`] works for them as for new ones. Supervisors are
+//! forked by a small fork server the executor keeps (`<supervisor...>
+//! --fork-server`), so a launch does not exec the daemon's binary.
 //!
 //! The supervisor (see [`supervise`] and the `supervisor` module) puts the
 //! job in:
 //! - a cgroup `<parent>/<unit>` (v1: one per hierarchy; v2: one) with the
-//!   [`Limits`]: CPU quota, memory (swap included), pids; joined before exec;
-//! - a PID namespace in which the job is **pid 2** (pid 1 is a tiny init
-//!   outside the cgroup that reaps orphans; when the job ends, the init is
-//!   killed and with it everything left in the namespace);
-//! - a mount namespace with a private tmpfs `/tmp` (sized to the memory
-//!   limit) and its own `/proc`; a workdir under `/tmp` is bound back in
-//!   place;
+//!   [`Limits`]: CPU quota, memory (swap included), pids; the job is in it
+//!   before it execs (v2: born there with `clone3(CLONE_INTO_CGROUP)`);
+//! - a PID namespace in which the job is **pid 2**: pid 1 is a tiny init,
+//!   outside the unit's cgroup, that reaps orphans; when the job ends, the
+//!   supervisor kills the init and with it everything left in the namespace;
+//! - a mount namespace (slave of the host's, so host mounts still reach it)
+//!   with a private tmpfs `/tmp` sized to the memory limit and its own
+//!   `/proc`; a workdir under `/tmp` is bound back in place;
 //! - the job's uid and gid (never 0, checked after the switch), with its
 //!   files (stdin, stdout, stderr, workdir) opened with that identity, an
 //!   environment that is exactly the spec's, and no descriptor but 0, 1, 2.
 //!
-//! It enforces the walltime (SIGTERM, SIGKILL [`KILL_GRACE`] later), records
+//! It reports "started" (or why not) on a pipe the launcher reads, enforces
+//! the walltime (SIGTERM, SIGKILL [`KILL_GRACE`] later), records
 //! `started.json` and `exit.json` (state, reason, usage from the cgroup)
 //! and kills whatever the job left behind. The daemon freezes, thaws,
-//! signals and measures units through the cgroup directly.
+//! signals and measures units through their cgroups directly.
+//!
+//! The cgroup version is detected at [`Executor::open`]
+//! ([`detect_cgroups`]): cgroup2 with the cpu, memory and pids controllers,
+//! else the v1 hierarchies, else a bare cgroup2 (no limits, with a
+//! warning). [`Executor::open_with`] can force one.
 
 mod cgroup;
 mod criu;
 mod error;
 mod executor;
 mod files;
+mod forkserver;
 mod spec;
 mod status;
 mod supervisor;
@@ -42,9 +52,19 @@ pub use cgroup::{
 pub use criu::criu_available;
 pub use error::ExecError;
 pub use executor::{Executor, FREEZE_TIMEOUT, LAUNCH_TIMEOUT, SUPERVISOR_LOST};
+pub use forkserver::FORK_SERVER_ARG;
 pub use spec::{
     CPU_PERIOD_US, CheckpointSignal, DEFAULT_PATH, DEFAULT_PIDS, KILL_GRACE, LaunchSpec, Limits,
     Stream, UNIT_NAME_MAX, validate_unit_name,
 };
 pub use status::{LimitExceeded, UnitState, UnitStatus, Usage};
 pub use supervisor::supervise;
+
+/// The cgroup subtree of the node named `node` whose data lives in
+/// `data_dir`: named after both, so several nodes on one host (tests,
+/// demos) never share one, and anyone knowing the node can find it.
+pub fn cgroup_parent_for(node: &str, data_dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
+    format!("xtreem-{node}-{}", hex::encode(&digest[..4]))
+}

@@ -117,7 +117,9 @@ pub fn validate_unit_name(name: &str) -> Result<(), ExecError> {
 
 fn no_nul(what: &str, s: &str) -> Result<(), ExecError> {
     if s.contains('\0') {
-        return Err(ExecError::InvalidSpec(format!("{what} contains a NUL byte")));
+        return Err(ExecError::InvalidSpec(format!(
+            "{what} contains a NUL byte"
+        )));
     }
     Ok(())
 }
@@ -130,7 +132,9 @@ fn absolute(what: &str, p: &Path) -> Result<(), ExecError> {
         )));
     }
     if p.as_os_str().as_encoded_bytes().contains(&0) {
-        return Err(ExecError::InvalidSpec(format!("{what} contains a NUL byte")));
+        return Err(ExecError::InvalidSpec(format!(
+            "{what} contains a NUL byte"
+        )));
     }
     Ok(())
 }
@@ -211,7 +215,7 @@ impl LaunchSpec {
 /// "2s", "1m30s", "250ms": for reasons.
 pub(crate) fn fmt_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let s = d.as_secs();
@@ -228,7 +232,7 @@ pub(crate) fn fmt_duration(d: Duration) -> String {
 pub(crate) fn fmt_bytes(b: u64) -> String {
     const KIB: u64 = 1024;
     for (unit, size) in [("GiB", KIB * KIB * KIB), ("MiB", KIB * KIB), ("KiB", KIB)] {
-        if b >= size && b % size == 0 {
+        if b >= size && b.is_multiple_of(size) {
             return format!("{} {unit}", b / size);
         }
     }
@@ -259,7 +263,17 @@ mod tests {
         for good in ["n1.42.0", "a", "x_y-z.9", &"a".repeat(100)] {
             validate_unit_name(good).unwrap();
         }
-        for bad in ["", ".", "..", ".x", "A", "a/b", "a b", &"a".repeat(101), "_é"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".x",
+            "A",
+            "a/b",
+            "a b",
+            &"a".repeat(101),
+            "_é",
+        ] {
             assert!(validate_unit_name(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -142,8 +142,9 @@ pub fn validate_parent(parent: &str) -> Result<(), ExecError> {
             !c.is_empty()
                 && c != "."
                 && c != ".."
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':'))
+                && c.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@' | b':')
+                })
         });
     if ok {
         Ok(())
@@ -193,8 +194,10 @@ pub fn detect(parent: &str, force: Option<CgroupVersion>) -> Result<CgroupConfig
     let v1_complete = V1_REQUIRED
         .iter()
         .all(|c| v1.iter().any(|h| h.controllers.iter().any(|x| x == c)));
-    let v2_complete =
-        v2_mount.is_some() && V2_REQUIRED.iter().all(|c| v2_controllers.iter().any(|x| x == c));
+    let v2_complete = v2_mount.is_some()
+        && V2_REQUIRED
+            .iter()
+            .all(|c| v2_controllers.iter().any(|x| x == c));
     let version = match force {
         Some(CgroupVersion::V1) if v1_complete => CgroupVersion::V1,
         Some(CgroupVersion::V1) => {
@@ -317,7 +320,12 @@ mod tests {
 
     #[test]
     fn parents() {
-        for good in ["xtreem", "xtreem-n1", "system.slice/xosd.service/units", "a@b:c"] {
+        for good in [
+            "xtreem",
+            "xtreem-n1",
+            "system.slice/xosd.service/units",
+            "a@b:c",
+        ] {
             validate_parent(good).unwrap();
         }
         for bad in ["", "/xtreem", "a//b", "a/../b", "..", "a b", "x/"] {

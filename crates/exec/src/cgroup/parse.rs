@@ -23,7 +23,9 @@ fn unescape(field: &str) -> String {
     while i < bytes.len() {
         if bytes[i] == b'\\'
             && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4].iter().all(|b| (b'0'..=b'7').contains(b))
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
         {
             let v = (bytes[i + 1] - b'0') as u32 * 64
                 + (bytes[i + 2] - b'0') as u32 * 8
@@ -176,7 +178,10 @@ bad line
         assert_eq!(keyed_value(v2, "oom_kill"), Some(1));
         let v1 = "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n";
         assert_eq!(keyed_value(v1, "oom_kill"), Some(3));
-        assert_eq!(keyed_value("oom_kill_disable 0\nunder_oom 0\n", "oom_kill"), None);
+        assert_eq!(
+            keyed_value("oom_kill_disable 0\nunder_oom 0\n", "oom_kill"),
+            None
+        );
     }
 
     #[test]
@@ -200,7 +205,10 @@ bad line
         assert_eq!(single_value("123\n"), Some(123));
         assert_eq!(single_value("max\n"), None);
         assert_eq!(pids("12\n345\n\n"), vec![12, 345]);
-        assert_eq!(controllers("cpu io memory pids\n"), vec!["cpu", "io", "memory", "pids"]);
+        assert_eq!(
+            controllers("cpu io memory pids\n"),
+            vec!["cpu", "io", "memory", "pids"]
+        );
         assert!(events_frozen("populated 1\nfrozen 1\n"));
         assert!(!events_frozen("populated 1\nfrozen 0\n"));
     }

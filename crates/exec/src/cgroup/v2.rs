@@ -110,7 +110,10 @@ impl CgroupBackend for CgroupV2 {
         }
         if limits.cores > 0 {
             let f = dir.join("cpu.max");
-            let value = format!("{} {CPU_PERIOD_US}", u64::from(limits.cores) * CPU_PERIOD_US);
+            let value = format!(
+                "{} {CPU_PERIOD_US}",
+                u64::from(limits.cores) * CPU_PERIOD_US
+            );
             if !write_if_present(&f, &value).map_err(cg_err(&f))? {
                 warnings.push(format!(
                     "no cpu controller: {} cores not enforced",

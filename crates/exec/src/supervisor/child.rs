@@ -143,7 +143,9 @@ impl ChildPlan {
 }
 
 fn errno() -> c_int {
-    std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// Reports `stage`/`errno` on the error pipe and ends the process.
@@ -237,7 +239,8 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
         {
             fail(err_fd, Stage::Ids, libc::EPERM);
         }
-        let flags_out = libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY | libc::O_CLOEXEC;
+        let flags_out =
+            libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOCTTY | libc::O_CLOEXEC;
         let stdin = libc::open(
             plan.stdin.as_ptr(),
             libc::O_RDONLY | libc::O_NOCTTY | libc::O_CLOEXEC,
@@ -333,7 +336,10 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
         if libc::setresuid(plan.uid, plan.uid, plan.uid) != 0 {
             fail(err_fd, Stage::Ids, errno());
         }
-        if libc::getuid() == 0 || libc::geteuid() == 0 || libc::getgid() == 0 || libc::getegid() == 0
+        if libc::getuid() == 0
+            || libc::geteuid() == 0
+            || libc::getgid() == 0
+            || libc::getegid() == 0
         {
             fail(err_fd, Stage::Ids, libc::EPERM);
         }
@@ -378,8 +384,19 @@ pub(crate) fn init(alive_fd: RawFd) -> ! {
     // SAFETY: plain system calls in a fresh fork of a single-threaded process.
     unsafe {
         libc::dup2(alive_fd, 0);
-        libc::syscall(libc::SYS_close_range, 1 as libc::c_uint, libc::c_uint::MAX, 0 as libc::c_uint);
-        libc::prctl(libc::PR_SET_NAME, c"xtreem-init".as_ptr() as libc::c_ulong, 0, 0, 0);
+        libc::syscall(
+            libc::SYS_close_range,
+            1 as libc::c_uint,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        );
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"xtreem-init".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        );
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
         let mut buf = [0u8; 16];
         loop {

@@ -1,24 +1,30 @@
-//! The supervisor: one process per unit, started by the executor as
-//! `<supervisor...> <unit dir>`, that outlives the daemon.
+//! The supervisor: one process per unit, that outlives the daemon. The
+//! executor's fork server forks it (or, without one, the executor spawns
+//! `<supervisor...> <unit dir>`).
 //!
 //! Process tree (host view):
 //!
 //! ```text
-//! daemon ─spawn─> S0 ─fork─> S (supervisor, own session, cgroup <parent>/_supervisors)
-//!                   exits      ├─ I  init, pid 1 of the unit's PID namespace (not in the unit cgroup)
-//!                              └─ J  job, pid 2 of that namespace, in the unit cgroup; exec's the program
+//! daemon ─spawn─> fork server ─fork─> S  supervisor: own session; v2: cgroup <parent>/_supervisors
+//!                                     ├─ I  init, pid 1 of the unit's PID namespace (not in the unit cgroup)
+//!                                     └─ J  job, pid 2 of that namespace, in the unit cgroup; execs the program
 //! ```
 //!
-//! S0 forks and exits at once, so the supervisor is nobody's child but
-//! init's and the daemon never has to reap it. S unshares a PID namespace
-//! and forks I first (so it is pid 1) and then J (pid 2): both are S's
-//! children, so S learns J's host pid from `fork` and its exact wait status
-//! from `waitpid`; I only reaps orphans and, when it ends (S killing it, or
-//! S dying: I reads EOF on a pipe only S holds), the kernel kills every
-//! process left in the namespace. J joins the unit cgroup, unshares a mount
-//! namespace (private `/tmp`, its own `/proc`), opens its files as the job's
-//! user, drops to that user and execs; an exec failure travels back on a
-//! close-on-exec pipe (EOF means the exec succeeded).
+//! S's parent (the fork server, which ignores SIGCHLD, or the spawning
+//! executor) reaps it; if that parent dies first, S is an orphan like any
+//! other and carries on.
+//!
+//! S unshares a PID namespace and forks I first (so it is pid 1) and then J
+//! (pid 2): both are S's children, so S learns J's host pid from `fork` and its exact wait
+//! status from `waitpid`; I only reaps orphans and, when it ends (S killing
+//! it, or S dying: I reads EOF on a pipe only S holds), the kernel kills
+//! every process left in the namespace. J joins the unit cgroup (v2: it is
+//! born there, `clone3(CLONE_INTO_CGROUP)`; v1: it writes `0` to each
+//! hierarchy's `tasks`, which moves one thread without the kernel's global
+//! threadgroup lock), unshares a mount namespace (private `/tmp`, its own
+//! `/proc`), opens its files as the job's user, drops to that user and
+//! execs; an exec failure travels back on a close-on-exec pipe (EOF means
+//! the exec succeeded).
 //!
 //! S reports to the launcher on its stdout (a pipe) with one JSON line, and
 //! records `started.json` and `exit.json` in the unit directory (temporary
@@ -38,7 +44,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use xtreem_util::time::unix_now_millis;
 
-use crate::cgroup::{CgroupBackend, CgroupConfig, CgroupVersion, FreezeState};
+use crate::cgroup::{CgroupBackend, CgroupConfig, CgroupVersion, FreezeState, SUPERVISORS};
 use crate::files::{self, EXIT, LOCK, LOG, SPEC, STARTED};
 use crate::spec::{KILL_GRACE, LaunchSpec, fmt_bytes, fmt_duration};
 use crate::status::{ExitRecord, LimitExceeded, Report, StartedRecord, UnitState, Usage};
@@ -56,21 +62,27 @@ pub(crate) struct SupervisorInput {
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The supervisor's main. The daemon binary calls it from a hidden
-/// `xosd supervise DIR` subcommand, before starting any thread (it forks).
-/// Never returns.
+/// `xosd supervise DIR` subcommand, before starting any thread (it forks)
+/// and without touching stdout (the launcher's pipe). Never returns.
+///
+/// Given `--fork-server` instead of a directory, it becomes the executor's
+/// fork server (see `forkserver`): the executor starts one per `Executor`
+/// as `<supervisor...> --fork-server`, so the supervisor program must pass
+/// its argument through unchanged.
 pub fn supervise(unit_dir: &Path) -> ! {
-    // SAFETY: called at the start of a freshly exec'd, single-threaded
-    // process; the parent leaves with _exit at once.
-    match unsafe { libc::fork() } {
-        -1 => {
-            eprintln!("xtreem-supervisor: fork: {}", io::Error::last_os_error());
-            std::process::exit(1)
-        }
-        0 => {}
-        _ => unsafe { libc::_exit(0) },
+    if unit_dir.as_os_str() == crate::forkserver::FORK_SERVER_ARG {
+        crate::forkserver::serve(0)
     }
-    // SAFETY: setsid has no memory effects; the child of a fork is never a
-    // process-group leader, so it succeeds.
+    supervise_unit(unit_dir)
+}
+
+/// The supervisor proper (spawned, or forked by the fork server).
+pub(crate) fn supervise_unit(unit_dir: &Path) -> ! {
+    // A session of its own: killing the daemon's process group (or its
+    // terminal hanging up) does not reach the unit.
+    // SAFETY: setsid has no memory effects. We are spawned in the daemon's
+    // process group or forked by the fork server, so we are not a group
+    // leader and it succeeds.
     unsafe { libc::setsid() };
     let code = match run(unit_dir) {
         Ok(()) => 0,
@@ -141,13 +153,29 @@ fn setup_descriptors(dir: &Path) -> Result<Reporter, String> {
         .mode(0o600)
         .open(dir.join(LOG))
         .map_err(|e| format!("opening {}: {e}", dir.join(LOG).display()))?;
-    // SAFETY: dup2 onto the standard descriptors.
+    // Copies above 2 first, so no dup2 below overwrites a source.
+    let (null, log) = (above_stdio(null.into()), above_stdio(log.into()));
+    // SAFETY: dup2 onto the standard descriptors; the copies close on drop.
     unsafe {
         libc::dup2(null.as_raw_fd(), 0);
         libc::dup2(null.as_raw_fd(), 1);
         libc::dup2(log.as_raw_fd(), 2);
     }
     Ok(Reporter(report))
+}
+
+/// `fd`, or a close-on-exec copy of it numbered above 2.
+fn above_stdio(fd: OwnedFd) -> OwnedFd {
+    if fd.as_raw_fd() > 2 {
+        return fd;
+    }
+    // SAFETY: fcntl on a descriptor we own.
+    let copy = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if copy < 0 {
+        return fd;
+    }
+    // SAFETY: a descriptor fcntl just created.
+    unsafe { OwnedFd::from_raw_fd(copy) }
 }
 
 /// Takes the supervisor's lock for the rest of its life and writes its pid
@@ -176,6 +204,8 @@ fn hold_lock(dir: &Path) -> Result<fs::File, String> {
 }
 
 fn run(dir: &Path) -> Result<(), String> {
+    // SAFETY: setting a disposition; a hangup is no reason to kill a unit.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let mut reporter = setup_descriptors(dir)?;
     // Do not pin whatever directory the daemon ran in.
     let _ = std::env::set_current_dir("/");
@@ -209,6 +239,7 @@ fn run(dir: &Path) -> Result<(), String> {
                 log(&format!("cannot record the start: {e}"));
             }
             reporter.send(&Report::Started(started));
+
             drop(reporter);
             sup.leave_daemon_cgroup(&running);
             let record = sup.watch(running);
@@ -263,7 +294,7 @@ fn handled_signals() -> libc::sigset_t {
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+        for s in [libc::SIGCHLD, libc::SIGTERM, libc::SIGINT] {
             libc::sigaddset(&mut set, s);
         }
         set
@@ -334,6 +365,27 @@ fn wait_child(pid: i32) -> Option<Ended> {
     }
 }
 
+/// Whether this process is in `<parent>/_supervisors` already (forked by
+/// the fork server, which lives there): per `/proc/self/cgroup`, the
+/// unified line for v2, the memory hierarchy's for v1.
+fn in_supervisors_cgroup(v2: bool) -> bool {
+    let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    text.lines().any(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return false;
+        };
+        let ours = if v2 {
+            id == "0" && controllers.is_empty()
+        } else {
+            controllers.split(',').any(|c| c == "memory")
+        };
+        ours && path.ends_with(&format!("/{SUPERVISORS}"))
+    })
+}
+
 /// Opens a cgroup directory for clone3; `None` (fall back to fork) if it
 /// cannot be opened.
 fn open_dir(dir: &Path) -> Option<OwnedFd> {
@@ -391,8 +443,9 @@ impl Supervisor<'_> {
             log(&w);
         }
         let v2 = self.cgroup.version() == CgroupVersion::V2;
-        if !v2 {
-            // Cheap in v1 (one thread, no global lock): before the forks, so
+        if !v2 && !in_supervisors_cgroup(false) {
+            // Spawned, not forked by the fork server (which lives there).
+            // Cheap in v1 (one thread, no global lock); before the forks, so
             // init follows.
             self.join_supervisors();
         }
@@ -483,7 +536,9 @@ impl Supervisor<'_> {
         if self.cgroup.version() != CgroupVersion::V2 {
             return;
         }
-        self.join_supervisors();
+        if !in_supervisors_cgroup(true) {
+            self.join_supervisors();
+        }
         if !running.init_placed {
             for f in self.cgroup.supervisor_join_files() {
                 if let Err(e) = crate::cgroup::write_value(&f, &running.init.to_string()) {

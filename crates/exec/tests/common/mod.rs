@@ -134,10 +134,12 @@ impl Drop for Fixture {
                         .map(|s| !s.state.is_active())
                         .unwrap_or(true)
                 });
-                let _ = self.exec.remove(&unit);
+                eventually(Duration::from_secs(3), || self.exec.remove(&unit).is_ok());
             }
         }
-        eventually(Duration::from_secs(2), || self.exec.remove_cgroup_parent().is_ok());
+        eventually(Duration::from_secs(2), || {
+            self.exec.remove_cgroup_parent().is_ok()
+        });
     }
 }
 

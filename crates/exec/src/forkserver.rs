@@ -1,0 +1,165 @@
+//! The fork server: one small single-threaded process per [`crate::Executor`]
+//! (`<supervisor...> --fork-server`) that forks a supervisor per unit, so a
+//! launch costs a `fork` of an idle process instead of a `posix_spawn` and
+//! an `exec` of the daemon's (large) binary.
+//!
+//! The executor sends each request on a `SOCK_SEQPACKET` socket (the fork
+//! server's stdin): the unit directory as the payload and the write end of
+//! the report pipe as `SCM_RIGHTS`. The forked child puts that pipe on its
+//! stdout and becomes the unit's supervisor exactly as a spawned one would.
+//! The fork server ignores SIGCHLD, so the kernel reaps the supervisors it
+//! forked; it exits when the executor's end of the socket closes (the
+//! executor was dropped or the daemon died). Supervisors never depend on it.
+
+use std::ffi::{OsStr, OsString};
+use std::io::{self, IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags, SockFlag, SockType, UnixAddr,
+    recvmsg, sendmsg, socketpair,
+};
+
+/// The argument that makes [`crate::supervise`] a fork server.
+pub const FORK_SERVER_ARG: &str = "--fork-server";
+
+/// Longest unit directory path the protocol carries.
+const PATH_MAX: usize = 4096;
+
+/// The executor's handle on its fork server.
+#[derive(Debug)]
+pub(crate) struct ForkServer {
+    child: Child,
+    socket: OwnedFd,
+}
+
+impl ForkServer {
+    /// Starts `<supervisor...> --fork-server`.
+    pub(crate) fn spawn(supervisor: &[OsString]) -> io::Result<ForkServer> {
+        let (program, args) = supervisor
+            .split_first()
+            .ok_or_else(|| io::Error::other("no supervisor program"))?;
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        let child = Command::new(program)
+            .args(args)
+            .arg(FORK_SERVER_ARG)
+            .env_clear()
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(ForkServer {
+            child,
+            socket: ours,
+        })
+    }
+
+    /// Asks for a supervisor of `unit_dir` reporting on `report`.
+    pub(crate) fn request(&self, unit_dir: &Path, report: &OwnedFd) -> io::Result<()> {
+        let path = unit_dir.as_os_str().as_bytes();
+        if path.is_empty() || path.len() > PATH_MAX {
+            return Err(io::Error::other("unit directory path too long"));
+        }
+        let fds = [report.as_raw_fd()];
+        let sent = sendmsg::<UnixAddr>(
+            self.socket.as_raw_fd(),
+            &[IoSlice::new(path)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        if sent != path.len() {
+            return Err(io::Error::other("short send to the fork server"));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process still runs (reaps it if not).
+    pub(crate) fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Closes the socket (the fork server exits) and returns the process to
+    /// reap.
+    pub(crate) fn into_child(self) -> Child {
+        drop(self.socket);
+        self.child
+    }
+}
+
+/// The fork server's loop, on the socket at `socket` (its stdin). Called
+/// by [`crate::supervise`]; never returns.
+pub(crate) fn serve(socket: RawFd) -> ! {
+    // SAFETY: setting dispositions in a single-threaded process. Ignoring
+    // SIGCHLD makes the kernel reap the supervisors we fork.
+    unsafe {
+        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
+        libc::signal(libc::SIGHUP, libc::SIG_IGN);
+    }
+    let _ = std::env::set_current_dir("/");
+    let mut buf = vec![0u8; PATH_MAX];
+    loop {
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let (len, fd) = match recvmsg::<UnixAddr>(
+            socket,
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Ok(msg) => {
+                let fd = msg.cmsgs().ok().and_then(|mut c| {
+                    c.find_map(|m| match m {
+                        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                        _ => None,
+                    })
+                });
+                (msg.bytes, fd)
+            }
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => std::process::exit(0),
+        };
+        if len == 0 {
+            // The executor is gone.
+            std::process::exit(0);
+        }
+        let Some(report) = fd else {
+            continue;
+        };
+        let dir = Path::new(OsStr::from_bytes(&buf[..len])).to_path_buf();
+        // SAFETY: we are single-threaded; the child goes on as a fresh
+        // supervisor process would.
+        match unsafe { libc::fork() } {
+            0 => {
+                // SAFETY: descriptor and disposition changes in the child.
+                unsafe {
+                    libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+                    libc::dup2(report, 1);
+                    libc::close(report);
+                    // Our stderr is /dev/null: it replaces the socket on 0.
+                    libc::dup2(2, socket);
+                }
+                crate::supervisor::supervise_unit(&dir)
+            }
+            // On failure the launcher reads EOF on its pipe and says so.
+            _ => {
+                // SAFETY: closing the descriptor we received.
+                unsafe { libc::close(report) };
+            }
+        }
+    }
+}
