@@ -135,6 +135,35 @@ impl JobsClient {
             .into_inner())
     }
 
+    /// Asks a self-checkpointing job to checkpoint and restart.
+    pub async fn checkpoint(&mut self, id: &str) -> Result<pb::JobInfo> {
+        let request = self.request(pb::JobRef {
+            id: id.to_owned(),
+            on_behalf: None,
+        })?;
+        Ok(self
+            .raw
+            .checkpoint(request)
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner())
+    }
+
+    /// Checkpoints the job and restarts it on a node matching `to`.
+    pub async fn migrate(&mut self, id: &str, to: &str) -> Result<pb::JobInfo> {
+        let request = self.request(pb::MigrateRequest {
+            id: id.to_owned(),
+            to: to.to_owned(),
+            on_behalf: None,
+        })?;
+        Ok(self
+            .raw
+            .migrate(request)
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner())
+    }
+
     /// Waits until the job has ended (asking again every few seconds).
     pub async fn wait(&mut self, id: &str) -> Result<pb::JobInfo> {
         loop {

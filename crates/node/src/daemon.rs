@@ -612,9 +612,7 @@ fn open_jobs(config: &NodeConfig, data: &DataDir, store: &Arc<Store>) -> anyhow:
 /// The node's cgroup subtree: named after the node and its data dir, so
 /// several nodes on one host (tests, demos) never share one.
 fn cgroup_parent(config: &NodeConfig) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(config.data_dir.as_os_str().as_encoded_bytes());
-    format!("xtreem-{}-{}", config.name, hex::encode(&digest[..4]))
+    xtreem_exec::cgroup_parent_for(config.name.as_str(), &config.data_dir)
 }
 
 /// This machine's cores and memory, which its units share.

@@ -45,6 +45,8 @@ pub struct NodeProc {
     /// UDP address of the node's gossip.
     pub gossip: String,
     child: Option<Child>,
+    /// Left running on purpose (`Grid::keep`): its jobs stay too.
+    detached: bool,
     join_core: Option<String>,
 }
 
@@ -91,6 +93,7 @@ impl NodeProc {
             http,
             gossip,
             child: None,
+            detached: false,
             join_core: None,
         })
     }
@@ -242,6 +245,7 @@ impl NodeProc {
     /// Leaves the process running after the harness is dropped.
     pub(crate) fn detach(&mut self) {
         self.child = None;
+        self.detached = true;
     }
 }
 
@@ -253,19 +257,23 @@ impl Drop for NodeProc {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGCONT);
             let _ = child.kill();
             let _ = child.wait();
-            kill_supervisors(&self.data_dir());
+        }
+        if !self.detached {
+            kill_supervisors(&self.spec.name, &self.data_dir());
         }
     }
 }
 
 /// Job supervisors outlive their daemon by design; a test's must not
-/// outlive the test. Killing a supervisor's namespace init (the same
-/// program, also matched) ends every process of the unit.
-fn kill_supervisors(data_dir: &Path) {
+/// outlive the test. Every process in the node's cgroup subtree (the
+/// supervisors and the jobs) is killed, then the emptied cgroups removed.
+fn kill_supervisors(name: &str, data_dir: &Path) {
+    let parent = xtreem_exec::cgroup_parent_for(name, data_dir);
+    let marker = format!("/{parent}/");
     let Ok(entries) = fs::read_dir("/proc") else {
         return;
     };
-    let prefix = data_dir.as_os_str().as_encoded_bytes();
+    let mut killed = 0;
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -274,14 +282,33 @@ fn kill_supervisors(data_dir: &Path) {
         else {
             continue;
         };
-        let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
+        let Ok(cgroups) = fs::read_to_string(entry.path().join("cgroup")) else {
             continue;
         };
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.get(1) == Some(&b"supervise".as_slice())
-            && args.get(2).is_some_and(|dir| dir.starts_with(prefix))
-        {
+        if cgroups.lines().any(|l| l.contains(&marker)) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            killed += 1;
         }
     }
+    if killed > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    for h in hierarchies.flatten() {
+        remove_cgroup_tree(&h.path().join(&parent));
+    }
+}
+
+fn remove_cgroup_tree(dir: &Path) {
+    let Ok(children) = fs::read_dir(dir) else {
+        return;
+    };
+    for child in children.flatten() {
+        if child.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup_tree(&child.path());
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }

@@ -140,6 +140,27 @@ pub enum Command {
         #[arg(long)]
         vo: Option<String>,
     },
+    /// Ask a self-checkpointing job to save its files and restart from them.
+    #[command(
+        after_help = "The job declares how in its description:\n  [checkpoint]\n  signal = \"USR1\"      # asks the job to checkpoint\n  exit_code = 85       # the job exits with it once its files are saved\n  files = [\"state.dat\"]\n\nExample:\n  xos checkpoint n1.42"
+    )]
+    Checkpoint {
+        job: String,
+        #[arg(long)]
+        vo: Option<String>,
+    },
+    /// Checkpoint a job and restart it on a node matching a directory query.
+    #[command(
+        after_help = "Example:\n  xos migrate n1.42 --to 'name == node-3'\n  xos migrate n1.42 --to 'tag:gpu && free_cores>=4'"
+    )]
+    Migrate {
+        job: String,
+        /// Where to: a directory query (see `xos nodes --help`).
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        vo: Option<String>,
+    },
     /// Usage summed per user and VO: CPU, wall time, peak memory, I/O.
     #[command(
         after_help = "Example:\n  xos acct\n  xos acct --vo demo --since 24h\n  xos acct --user alice --since 2026-11-01T00:00:00Z"
@@ -527,6 +548,19 @@ pub enum BenchCommand {
         /// Skip the simulation entirely.
         #[arg(long)]
         no_sim: bool,
+    },
+    /// Jobs on a 4-node grid: submit-to-start, throughput against raw fork+exec, xps, status, memory.
+    #[command(after_help = "Example:\n  xos bench jobs\n  xos bench jobs --jobs 2000   # quicker")]
+    Jobs {
+        /// Trivial jobs (/bin/true) submitted back to back.
+        #[arg(long, default_value_t = 10_000)]
+        jobs: u32,
+        /// Submissions in flight at once over the client's connection.
+        #[arg(long, default_value_t = 64)]
+        in_flight: usize,
+        /// Sequential jobs timed from submit to start on the idle grid.
+        #[arg(long, default_value_t = 200)]
+        latency_samples: u32,
     },
     /// mTLS round trip between two local nodes, CLI start-up, idle daemon memory.
     #[command(after_help = "Example:\n  xos bench fabric --count 20000")]

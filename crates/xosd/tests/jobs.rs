@@ -514,3 +514,57 @@ async fn when_the_home_dies_xps_elsewhere_still_shows_its_running_job() {
     let status = elsewhere.status(&id).await.unwrap();
     assert_eq!(status.state, "running", "{status:#?}");
 }
+
+#[tokio::test]
+async fn a_self_checkpointing_job_migrates_with_its_files_and_resumes() {
+    if !root_or_skip("a_self_checkpointing_job_migrates_with_its_files_and_resumes") {
+        return;
+    }
+    let (g, alice, _) = job_site(3).await;
+    let mut a = jobs(&g, 0, &alice);
+    let script = "if [ -f state ]; then echo resumed from $(cat state) on $XOS_NODE; exit 0; fi; \
+                  trap 'echo step-42 > state; exit 85' USR1; echo started on $XOS_NODE; \
+                  while :; do sleep 0.1; done";
+    let spec = format!(
+        "executable = \"/bin/sh\"\nargs = [\"-c\", {script:?}]\nconstraints = \"name == node-2\"\n[checkpoint]\nsignal = \"USR1\"\nexit_code = 85\nfiles = [\"state\"]\n"
+    );
+    let id = submit(&mut a, &spec).await;
+    until(&mut a, &id, Duration::from_secs(10), |j| {
+        j.state == "running"
+    })
+    .await;
+    // Give the shell time to install its trap.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    a.migrate(&id, "name == node-3").await.unwrap();
+    let info = wait(&mut a, &id).await;
+    assert_eq!(info.state, "done", "{info:#?}");
+    assert_eq!(info.units[0].node, "node-3", "{info:#?}");
+    assert_eq!(
+        output(&mut a, &id).await.trim(),
+        "resumed from step-42 on node-3"
+    );
+    let status = a.status(&id).await.unwrap();
+    assert!(
+        status
+            .events
+            .iter()
+            .any(|e| e.text.starts_with("checkpoint 1 saved (1 file)")),
+        "{:#?}",
+        status.events
+    );
+
+    // A job without a checkpoint signal cannot be asked to checkpoint; the
+    // refusal says why, and about CRIU.
+    let plain = submit(&mut a, "executable = \"/bin/sleep\"\nargs = [\"20\"]\n").await;
+    until(&mut a, &plain, Duration::from_secs(10), |j| {
+        j.state == "running"
+    })
+    .await;
+    let (code, message) = refused(a.checkpoint(&plain).await.unwrap_err());
+    assert_eq!(code, Code::FailedPrecondition, "{message}");
+    assert!(
+        message.contains("checkpoint signal") && message.contains("CRIU"),
+        "{message}"
+    );
+    a.signal(&plain, "KILL").await.unwrap();
+}

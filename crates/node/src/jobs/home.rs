@@ -17,7 +17,9 @@ use xtreem_util::time::unix_now_millis;
 
 use super::machine::JobCommand;
 use super::peers;
-use super::record::{Exit, JobRecord, JobState, Owner, UnitRecord, UnitState, Usage};
+use super::record::{
+    CheckpointDecl, Exit, JobRecord, JobState, Owner, UnitRecord, UnitState, Usage,
+};
 use super::resource;
 use crate::daemon::NodeShared;
 
@@ -67,6 +69,14 @@ pub async fn submit(
             events: Vec::new(),
             attempt: 0,
             restarts: 0,
+            checkpoint: spec.checkpoint.as_ref().map(|c| CheckpointDecl {
+                exit_code: c.exit_code,
+                signal: c.signal,
+                files: c.files.clone(),
+            }),
+            saved: Vec::new(),
+            checkpoints: 0,
+            migrate_to: None,
         };
         job.event(
             now,
@@ -139,6 +149,7 @@ pub async fn scheduler(shared: Arc<NodeShared>, stop: CancellationToken) {
                 let shared = Arc::clone(&shared);
                 tokio::spawn(async move {
                     place(&shared, &id).await;
+                    shared.jobs.finish_placing(&id);
                     drop(permit);
                     // A placement slot is free: more ready jobs may go.
                     shared.jobs.wake.notify_one();
@@ -402,7 +413,7 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
     let Some(job) = shared.jobs.get(id).filter(|j| j.state == JobState::Queued) else {
         return;
     };
-    let spec = match JobSpec::from_json(&job.spec) {
+    let mut spec = match JobSpec::from_json(&job.spec) {
         Ok(s) => s,
         Err(e) => {
             return fail(
@@ -412,6 +423,9 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
             );
         }
     };
+    if let Some(to) = &job.migrate_to {
+        spec.constraints = Some(to.clone());
+    }
     for (deps, need_ok) in [(&spec.after_ok, true), (&spec.after_any, false)] {
         for dep in deps {
             match dependency(shared, &job, dep, need_ok).await {
@@ -461,6 +475,7 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
                         *u = answer.clone();
                     }
                 }
+                j.migrate_to = None;
                 if j.state == JobState::Queued {
                     j.state = JobState::Running;
                     j.reason.clear();
@@ -475,6 +490,19 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
         }
         Err(why) => note_reason(shared, id, why),
     }
+}
+
+/// Checkpoint files the home holds for `ranks`, to restore before start.
+fn saved_files(job: &JobRecord, ranks: &[u32]) -> Vec<pb::CheckpointFile> {
+    job.saved
+        .iter()
+        .filter(|s| ranks.contains(&s.rank))
+        .map(|s| pb::CheckpointFile {
+            rank: s.rank,
+            file: s.file.clone(),
+            size: s.size,
+        })
+        .collect()
 }
 
 fn unit_from_pb(u: &pb::UnitInfo) -> UnitRecord {
@@ -528,6 +556,7 @@ async fn place_single(
             token: job.token.clone(),
             attempt,
             admit_only: false,
+            checkpoint: saved_files(job, &[0]),
         };
         match launch_on(shared, node, request).await {
             Ok(answer) if answer.admitted => {
@@ -620,6 +649,7 @@ async fn place_many(
             token: job.token.clone(),
             attempt,
             admit_only,
+            checkpoint: saved_files(job, ranks),
         };
         let by_name: BTreeMap<&str, &NodeRecord> = usable
             .iter()
@@ -704,18 +734,49 @@ fn settle(job: &mut JobRecord, now: u64) -> Vec<String> {
     if !job.state.is_active() {
         return Vec::new();
     }
+    let checkpoint_code = job.checkpoint.as_ref().and_then(|c| c.exit_code);
+    let checkpointed = |u: &UnitRecord| {
+        checkpoint_code.is_some()
+            && u.state == UnitState::Ended
+            && u.exit == checkpoint_code.map(Exit::Code)
+    };
     let failed = job
         .units
         .iter()
         .find(|u| {
             u.state.is_over()
                 && !(u.state == UnitState::Ended && u.exit.is_some_and(Exit::is_success))
+                && !checkpointed(u)
         })
         .cloned();
     if job.units.iter().all(|u| u.state.is_over()) {
+        let killed_by_user = job.reason.starts_with("killed by");
+        if failed.is_none() && !killed_by_user && job.units.iter().any(checkpointed) {
+            // Self-checkpointed: run again from the saved files.
+            job.checkpoints += 1;
+            job.attempt += 1;
+            job.state = JobState::Queued;
+            let files = job.saved.len();
+            job.reason = "restarting from its checkpoint".into();
+            job.event(
+                now,
+                format!(
+                    "checkpoint {} saved ({files} file{}); restarting{}",
+                    job.checkpoints,
+                    if files == 1 { "" } else { "s" },
+                    job.migrate_to
+                        .as_deref()
+                        .map(|q| format!(" on a node matching `{q}`"))
+                        .unwrap_or_default()
+                ),
+            );
+            job.units = (0..u32::try_from(job.units.len()).unwrap_or(0))
+                .map(UnitRecord::pending)
+                .collect();
+            return Vec::new();
+        }
         job.ended_unix_ms = now;
         job.token.clear();
-        let killed_by_user = job.reason.starts_with("killed by");
         match failed {
             None => {
                 job.state = JobState::Done;
@@ -821,6 +882,12 @@ pub async fn unit_ended(
         })
         .await
         .map_err(Status::internal)?;
+    if let Some(job) = &result
+        && job.state.is_terminal()
+        && !job.saved.is_empty()
+    {
+        super::checkpoint::discard(shared, &job.id);
+    }
     if result.is_some() {
         // Room for a few waiting jobs; parked ones with dependencies on
         // this job may go too.
@@ -956,6 +1023,71 @@ pub async fn signal(
         .map(|u| u.node.clone())
         .collect();
     Ok(signal_nodes(shared, id, signal, nodes).await)
+}
+
+/// `xos checkpoint` (and `xos migrate` with `to`): asks a running
+/// self-checkpointing job to checkpoint by its declared signal; it then
+/// exits with its checkpoint code and is restarted from its files, on a
+/// node matching `to` if given.
+pub async fn checkpoint(
+    shared: &Arc<NodeShared>,
+    id: &str,
+    to: Option<String>,
+    by: &str,
+) -> Result<JobRecord, Status> {
+    let job = shared
+        .jobs
+        .get(id)
+        .ok_or_else(|| Status::not_found(format!("no job {id}")))?;
+    if !job.state.is_active() {
+        return Err(Status::failed_precondition(format!(
+            "job {id} is {}; only a running job can be checkpointed",
+            job.state.name()
+        )));
+    }
+    let Some(signal) = job.checkpoint.as_ref().and_then(|c| c.signal) else {
+        let transparent = match xtreem_exec::criu_available() {
+            Ok(()) => {
+                "CRIU passes `criu check` here, but its backend is not wired to jobs yet".to_owned()
+            }
+            Err(why) => format!(
+                "transparent checkpointing needs CRIU, which is not usable on this machine ({why})"
+            ),
+        };
+        return Err(Status::failed_precondition(format!(
+            "job {id} declares no checkpoint signal ([checkpoint] signal in its description), so it cannot be asked to checkpoint; {transparent}"
+        )));
+    };
+    if let Some(q) = &to {
+        Query::parse(q).map_err(|e| {
+            Status::invalid_argument(format!("--to: bad query {e}\n{}", e.render(q)))
+        })?;
+    }
+    let now = unix_now_millis();
+    let updated = shared.jobs.update(id, Vec::new(), |j| {
+        if !j.state.is_active() {
+            return false;
+        }
+        j.migrate_to = to.clone();
+        j.event(
+            now,
+            match &to {
+                Some(q) => {
+                    format!("migration to `{q}` requested by {by}: checkpoint signal {signal} sent")
+                }
+                None => format!("checkpoint requested by {by}: signal {signal} sent"),
+            },
+        );
+        true
+    });
+    let nodes = job
+        .units
+        .iter()
+        .filter(|u| !u.state.is_over() && !u.node.is_empty())
+        .map(|u| u.node.clone())
+        .collect();
+    signal_nodes(shared, id, signal, nodes).await;
+    updated.ok_or_else(|| Status::aborted(format!("job {id} changed meanwhile; try again")))
 }
 
 /// `xos hold` / `xos release` of a job that has not started.

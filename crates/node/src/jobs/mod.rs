@@ -9,6 +9,7 @@
 //! home until the home acknowledges it ([`resource`]). Job ids name their
 //! home (`n1.42`), so any node routes a request about a job there.
 
+pub mod checkpoint;
 pub mod home;
 pub mod machine;
 pub mod peers;
@@ -192,6 +193,11 @@ impl JobsState {
     /// Up to `n` queued jobs to place now, best first.
     pub fn take_ready(&self, n: usize) -> Vec<String> {
         lock(&self.queue).take(n)
+    }
+
+    /// A placement is done with `id`; a job still queued is parked.
+    pub fn finish_placing(&self, id: &str) {
+        lock(&self.queue).finish(id);
     }
 
     /// Makes every parked job ready again (room may have appeared).

@@ -22,6 +22,8 @@ fn key(job: &JobRecord) -> Key {
 pub struct Queue {
     ready: BTreeSet<Key>,
     parked: BTreeSet<Key>,
+    /// Taken by a placement that has not finished.
+    placing: HashMap<String, Key>,
     /// Cores and memory of this home's units running on each node.
     placed: HashMap<String, (u32, u64)>,
 }
@@ -36,6 +38,7 @@ impl Queue {
             let k = key(after);
             self.ready.remove(&k);
             self.parked.remove(&k);
+            self.placing.remove(&after.id);
         }
         if is_queued && !was_queued {
             self.ready.insert(key(after));
@@ -64,15 +67,20 @@ impl Queue {
                 break;
             };
             out.push(k.2.clone());
-            // Remembered as parked until the placement decides, so a
-            // failed try needs no lookup to put it back.
-            self.parked.insert(k);
+            self.placing.insert(k.2.clone(), k);
         }
         out
     }
 
-    /// A placement is done with `job`: still queued means it found no room
-    /// and stays parked; otherwise the state change already removed it.
+    /// A placement is done with `id`: if the job is still queued (no room,
+    /// or waiting for a dependency) it is parked until room may appear.
+    pub fn finish(&mut self, id: &str) {
+        if let Some(k) = self.placing.remove(id) {
+            self.parked.insert(k);
+        }
+    }
+
+    /// Makes every parked job ready again.
     pub fn unpark_all(&mut self) {
         let parked = std::mem::take(&mut self.parked);
         self.ready.extend(parked);
@@ -93,7 +101,7 @@ impl Queue {
     }
 
     pub fn queued_len(&self) -> usize {
-        self.ready.len() + self.parked.len()
+        self.ready.len() + self.parked.len() + self.placing.len()
     }
 
     /// Cores and memory this home's units hold on `node`.
@@ -131,6 +139,10 @@ mod tests {
             events: Vec::new(),
             attempt: 0,
             restarts: 0,
+            checkpoint: None,
+            saved: Vec::new(),
+            checkpoints: 0,
+            migrate_to: None,
         }
     }
 
@@ -142,7 +154,15 @@ mod tests {
         }
         assert_eq!(q.take(2), ["n.2", "n.3"]);
         assert_eq!(q.take(5), ["n.1"]);
-        assert!(q.take(5).is_empty(), "taken jobs wait parked");
+        q.unpark_all();
+        assert!(
+            q.take(5).is_empty(),
+            "jobs being placed are never taken twice"
+        );
+        for id in ["n.1", "n.2", "n.3"] {
+            q.finish(id);
+        }
+        assert!(q.take(5).is_empty(), "finished tries wait parked");
         q.unpark_all();
         assert_eq!(q.ready_len(), 3);
     }

@@ -227,6 +227,28 @@ pub struct JobRecord {
     /// Placements so far; a unit reporting an older attempt is stale.
     pub attempt: u32,
     pub restarts: u32,
+    /// Self-checkpointing as declared: the exit code that means "I saved my
+    /// files, restart me", the signal that asks for it, and the files.
+    pub checkpoint: Option<CheckpointDecl>,
+    /// Checkpoint files this home holds, by rank.
+    pub saved: Vec<SavedFile>,
+    pub checkpoints: u32,
+    /// A directory query the next placement must match (`xos migrate`).
+    pub migrate_to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointDecl {
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedFile {
+    pub rank: u32,
+    pub file: String,
+    pub size: u64,
 }
 
 impl JobRecord {
@@ -323,6 +345,8 @@ pub struct LocalUnit {
     pub record: UnitRecord,
     /// The home has acknowledged the unit's end.
     pub reported: bool,
+    pub workdir: String,
+    pub checkpoint: Option<CheckpointDecl>,
 }
 
 impl LocalUnit {

@@ -314,7 +314,7 @@ pub async fn launch(
     let unit_names: Vec<(String, Claim)> = request
         .ranks
         .iter()
-        .map(|r| (job_id.unit(*r).to_string(), per_unit.clone()))
+        .map(|r| (unit_name(&job_id, *r, request.attempt), per_unit.clone()))
         .collect();
     side.start_units(&key, &unit_names);
     let workdir = match prepare_workdir(shared, &mapping, &job_id, &spec, &request.token) {
@@ -326,6 +326,27 @@ pub async fn launch(
             return Ok(refuse(format!("node {}: {why}", shared.config.name)));
         }
     };
+    if !request.checkpoint.is_empty() {
+        let restored = super::checkpoint::restore(
+            shared,
+            &request.job,
+            &job_id.home,
+            &request.checkpoint,
+            &workdir,
+            mapping.uid,
+            mapping.gid,
+        )
+        .await;
+        if let Err(why) = restored {
+            for (u, _) in &unit_names {
+                side.release(u);
+            }
+            return Ok(refuse(format!(
+                "node {}: cannot restore the checkpoint: {why}",
+                shared.config.name
+            )));
+        }
+    }
     let mut answers = Vec::new();
     let mut durable = Vec::new();
     for rank in &request.ranks {
@@ -403,6 +424,12 @@ fn chown(path: &Path, mapping: &Mapping) -> Result<(), String> {
     .map_err(|e| format!("cannot give {} to uid {}: {e}", path.display(), mapping.uid))
 }
 
+/// The executor's name of a unit: `JOB.RANK-ATTEMPT`, so a restart on the
+/// same node never meets the state of the attempt before it.
+pub fn unit_name(job: &JobId, rank: u32, attempt: u32) -> String {
+    format!("{}-{attempt}", job.unit(rank))
+}
+
 /// `%j` becomes the job id and `%r` the rank in output file names.
 fn expand(pattern: &str, job: &JobId, rank: u32) -> String {
     pattern
@@ -421,7 +448,7 @@ async fn start_unit(
     mapping: &Mapping,
     workdir: &Path,
 ) -> LocalUnit {
-    let unit = job.unit(rank).to_string();
+    let unit = unit_name(job, rank, request.attempt);
     let in_workdir = |p: &str| {
         let p = expand(p, job, rank);
         if Path::new(&p).is_absolute() {
@@ -447,7 +474,7 @@ async fn start_unit(
         ("LOGNAME".into(), mapping.user_name.clone()),
         ("TMPDIR".into(), "/tmp".into()),
         ("XOS_JOB_ID".into(), job.to_string()),
-        ("XOS_UNIT".into(), unit.clone()),
+        ("XOS_UNIT".into(), job.unit(rank).to_string()),
         ("XOS_RANK".into(), rank.to_string()),
         ("XOS_SIZE".into(), spec.count.to_string()),
         ("XOS_HOSTS".into(), request.hosts.join(",")),
@@ -524,6 +551,15 @@ async fn start_unit(
         submitted_unix_ms: now,
         record,
         reported: false,
+        workdir: workdir.display().to_string(),
+        checkpoint: spec
+            .checkpoint
+            .as_ref()
+            .map(|c| super::record::CheckpointDecl {
+                exit_code: c.exit_code,
+                signal: c.signal,
+                files: c.files.clone(),
+            }),
     }
 }
 
@@ -595,6 +631,15 @@ pub async fn watch_unit(shared: Arc<NodeShared>, unit: String) {
     side.release(&unit);
     let mut ended = local;
     ended.record = record;
+    let code = ended.checkpoint.as_ref().and_then(|c| c.exit_code);
+    if code.is_some() && ended.record.exit == code.map(Exit::Code) {
+        let problems = super::checkpoint::push(&shared, &ended).await;
+        if !problems.is_empty() {
+            // Without its files the job cannot restart from them.
+            ended.record.state = UnitState::Failed;
+            ended.record.reason = format!("checkpoint not saved: {}", problems.join("; "));
+        }
+    }
     if let Err(e) = side.put(&shared, ended).done().await {
         tracing::error!(unit, error = %e, "cannot record a unit's end");
     }

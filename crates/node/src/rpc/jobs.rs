@@ -625,6 +625,23 @@ impl Jobs for JobsService {
         Ok(Response::new(pb::SignalResponse { units }))
     }
 
+    async fn checkpoint(&self, request: Request<pb::JobRef>) -> R<pb::JobInfo> {
+        let who = who(&self.shared, &request, request.get_ref().on_behalf.as_ref())?;
+        let id = request.into_inner().id;
+        self.checkpoint_or_migrate(who, id, None).await
+    }
+
+    async fn migrate(&self, request: Request<pb::MigrateRequest>) -> R<pb::JobInfo> {
+        let who = who(&self.shared, &request, request.get_ref().on_behalf.as_ref())?;
+        let req = request.into_inner();
+        if req.to.trim().is_empty() {
+            return Err(Status::invalid_argument(
+                "--to: a directory query naming where the job should go, e.g. 'name == node-3'",
+            ));
+        }
+        self.checkpoint_or_migrate(who, req.id, Some(req.to)).await
+    }
+
     async fn hold(&self, request: Request<pb::JobRef>) -> R<pb::JobInfo> {
         self.hold_or_release(request, true).await
     }
@@ -694,7 +711,7 @@ impl Jobs for JobsService {
         }
         let shared = Arc::clone(&self.shared);
         let node = unit.node.clone();
-        let unit_name = job.unit(rank).to_string();
+        let unit_name = resource::unit_name(&job, rank, unit.attempt);
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(async move {
             let mut offset = req.offset;
@@ -790,6 +807,44 @@ impl Jobs for JobsService {
 }
 
 impl JobsService {
+    async fn checkpoint_or_migrate(
+        &self,
+        who: Who,
+        id: String,
+        to: Option<String>,
+    ) -> R<pb::JobInfo> {
+        let job_id = parse_id(&id)?;
+        if job_id.home != self.shared.config.name.as_str() {
+            let (endpoint, mut client) = self.home_client(&job_id.home)?;
+            let answer = match &to {
+                Some(q) => {
+                    client
+                        .migrate(pb::MigrateRequest {
+                            id: id.clone(),
+                            to: q.clone(),
+                            on_behalf: Some(who.on_behalf()),
+                        })
+                        .await
+                }
+                None => {
+                    client
+                        .checkpoint(pb::JobRef {
+                            id: id.clone(),
+                            on_behalf: Some(who.on_behalf()),
+                        })
+                        .await
+                }
+            };
+            if answer.is_err() {
+                self.shared.jobs.peers.forget(&endpoint);
+            }
+            return Ok(Response::new(answer?.into_inner()));
+        }
+        self.controlled(&who, &id)?;
+        let job = home::checkpoint(&self.shared, &id, to, &who.name()).await?;
+        Ok(Response::new(job.to_pb(true)))
+    }
+
     async fn hold_or_release(&self, request: Request<pb::JobRef>, hold: bool) -> R<pb::JobInfo> {
         let who = who(&self.shared, &request, request.get_ref().on_behalf.as_ref())?;
         let req = request.into_inner();
@@ -921,6 +976,26 @@ impl JobExec for JobExecService {
             jobs: local_jobs(&self.shared, &who, &filter),
             notes: Vec::new(),
         }))
+    }
+
+    async fn put_checkpoint(
+        &self,
+        request: Request<pb::CheckpointChunk>,
+    ) -> R<pb::UnitEndedResponse> {
+        self.node(&request)?;
+        crate::jobs::checkpoint::put(&self.shared, request.into_inner()).await?;
+        Ok(Response::new(pb::UnitEndedResponse {}))
+    }
+
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> R<pb::CheckpointChunk> {
+        self.node(&request)?;
+        Ok(Response::new(crate::jobs::checkpoint::get(
+            &self.shared,
+            request.get_ref(),
+        )?))
     }
 
     async fn local_acct(&self, request: Request<pb::AcctRequest>) -> R<pb::AcctResponse> {

@@ -444,3 +444,36 @@ pub async fn acct(ctx: &Context, args: AcctArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub async fn checkpoint(
+    ctx: &Context,
+    job: &str,
+    to: Option<String>,
+    vo: Option<String>,
+) -> anyhow::Result<()> {
+    if let Some(q) = &to
+        && let Err(e) = xtreem_directory::Query::parse(q)
+    {
+        eprintln!("xos: --to: bad query {e}\n{}", e.render(q));
+        std::process::exit(i32::from(crate::exit::USAGE));
+    }
+    let mut client = ctx.jobs_client(vo.as_deref())?;
+    let info = match &to {
+        Some(q) => client.migrate(job, q).await?,
+        None => client.checkpoint(job).await?,
+    };
+    if ctx.json {
+        return json(&job_json(&info));
+    }
+    match &to {
+        Some(q) => println!(
+            "{}: asked to checkpoint; it restarts on a node matching `{q}`",
+            info.id
+        ),
+        None => println!(
+            "{}: asked to checkpoint; it restarts from its files",
+            info.id
+        ),
+    }
+    Ok(())
+}

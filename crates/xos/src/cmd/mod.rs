@@ -69,7 +69,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hold { job, vo: v } => jobs::hold(&ctx, &job, v, true).await,
         Command::Release { job, vo: v } => jobs::hold(&ctx, &job, v, false).await,
         Command::Wait { jobs: ids, vo: v } => jobs::wait(&ctx, &ids, v).await,
-        Command::Logs { job, follow, stderr, vo: v } => jobs::logs(&ctx, &job, follow, stderr, v).await,
+        Command::Logs {
+            job,
+            follow,
+            stderr,
+            vo: v,
+        } => jobs::logs(&ctx, &job, follow, stderr, v).await,
         Command::Acct(args) => jobs::acct(&ctx, args).await,
+        Command::Checkpoint { job, vo: v } => jobs::checkpoint(&ctx, &job, None, v).await,
+        Command::Migrate { job, to, vo: v } => jobs::checkpoint(&ctx, &job, Some(to), v).await,
     }
 }
