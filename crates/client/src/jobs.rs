@@ -164,6 +164,40 @@ impl JobsClient {
             .into_inner())
     }
 
+    pub async fn reserve(&mut self, request: pb::ReserveRequest) -> Result<pb::ReservationInfo> {
+        let request = self.request(request)?;
+        Ok(self
+            .raw
+            .reserve(request)
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner())
+    }
+
+    pub async fn reservations(&mut self) -> Result<Vec<pb::ReservationInfo>> {
+        let request = self.request(pb::ReservationsRequest { on_behalf: None })?;
+        Ok(self
+            .raw
+            .reservations(request)
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner()
+            .reservations)
+    }
+
+    pub async fn cancel_reservation(&mut self, id: &str) -> Result<pb::ReservationInfo> {
+        let request = self.request(pb::ReservationRef {
+            id: id.to_owned(),
+            on_behalf: None,
+        })?;
+        Ok(self
+            .raw
+            .cancel_reservation(request)
+            .await
+            .map_err(|s| self.err(s))?
+            .into_inner())
+    }
+
     /// Waits until the job has ended (asking again every few seconds).
     pub async fn wait(&mut self, id: &str) -> Result<pb::JobInfo> {
         loop {

@@ -37,7 +37,7 @@ pub fn this_node(shared: &NodeShared) -> Resource {
 /// Whether the credential holds the admin role on the root group of `vo`.
 pub fn is_vo_admin(claims: &Claims, vo: &str) -> bool {
     let root_admin = format!("/{vo}:admin");
-    claims.roles.iter().any(|r| *r == root_admin)
+    claims.roles.contains(&root_admin)
 }
 
 /// Asks the policy whether the user may do `action` on `resource`. An

@@ -602,7 +602,8 @@ fn open_jobs(config: &NodeConfig, data: &DataDir, store: &Arc<Store>) -> anyhow:
         let mut capacity = host_capacity();
         capacity.cores = config.jobs.cores.unwrap_or(capacity.cores);
         capacity.memory_bytes = config.jobs.memory_bytes.unwrap_or(capacity.memory_bytes);
-        Some(ResourceSide::open(exec, capacity, units))
+        let held = store.read(crate::jobs::machine::query::held)?;
+        Some(ResourceSide::open(exec, capacity, units, held))
     } else {
         None
     };

@@ -161,6 +161,24 @@ pub enum Command {
         #[arg(long)]
         vo: Option<String>,
     },
+    /// Reserve nodes for a time window; jobs with `reservation = "ID"` run inside it.
+    #[command(
+        after_help = "Example:\n  xos reserve --nodes 2 --cores 1 --duration 1h\n  xos reserve --nodes 4 --cores 8 --memory 16GiB --start 2026-12-01T08:00:00Z --duration 8h --exclusive\n  xos reserve --nodes 1 --cores 2 --duration 30m --query 'tag:gpu'"
+    )]
+    Reserve(ReserveArgs),
+    /// Your reservations held by the node asked.
+    #[command(after_help = "Example:\n  xos reservations")]
+    Reservations {
+        #[arg(long)]
+        vo: Option<String>,
+    },
+    /// Cancel a reservation and free its nodes.
+    #[command(after_help = "Example:\n  xos unreserve r-node-1.3")]
+    Unreserve {
+        id: String,
+        #[arg(long)]
+        vo: Option<String>,
+    },
     /// Usage summed per user and VO: CPU, wall time, peak memory, I/O.
     #[command(
         after_help = "Example:\n  xos acct\n  xos acct --vo demo --since 24h\n  xos acct --user alice --since 2026-11-01T00:00:00Z"
@@ -206,6 +224,32 @@ pub struct KillArgs {
     pub signal: String,
     #[arg(required = true)]
     pub jobs: Vec<String>,
+    #[arg(long)]
+    pub vo: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ReserveArgs {
+    #[arg(long)]
+    pub nodes: u32,
+    /// Cores on each node.
+    #[arg(long)]
+    pub cores: u32,
+    /// Memory on each node (e.g. 4GiB).
+    #[arg(long, default_value = "256MiB")]
+    pub memory: String,
+    /// How long, e.g. 30m, 8h.
+    #[arg(long)]
+    pub duration: String,
+    /// When it starts (RFC 3339); now if omitted.
+    #[arg(long)]
+    pub start: Option<String>,
+    /// No other job may use the nodes meanwhile.
+    #[arg(long)]
+    pub exclusive: bool,
+    /// A directory query the nodes must match.
+    #[arg(long)]
+    pub query: Option<String>,
     #[arg(long)]
     pub vo: Option<String>,
 }

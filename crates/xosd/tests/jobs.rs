@@ -568,3 +568,68 @@ async fn a_self_checkpointing_job_migrates_with_its_files_and_resumes() {
     );
     a.signal(&plain, "KILL").await.unwrap();
 }
+
+#[tokio::test]
+async fn reservations_hold_nodes_for_their_owner_and_exclusive_ones_keep_others_out() {
+    if !root_or_skip("reservations_hold_nodes_for_their_owner_and_exclusive_ones_keep_others_out") {
+        return;
+    }
+    let (g, alice, bob) = job_site(3).await;
+    let mut a = jobs(&g, 0, &alice);
+    // An exclusive reservation of one node, now, for a minute.
+    let r = a
+        .reserve(jpb::ReserveRequest {
+            nodes: 1,
+            cores: 1,
+            memory_bytes: 64 << 20,
+            duration_ms: 60_000,
+            exclusive: true,
+            constraints: "name == node-3".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.nodes, ["node-3"], "{r:?}");
+    assert_eq!(r.state, "active");
+    // A job inside it runs on the reserved node.
+    let inside = submit(
+        &mut a,
+        &format!(
+            "executable = \"/bin/sh\"\nargs = [\"-c\", \"echo $XOS_NODE\"]\nreservation = \"{}\"\n",
+            r.id
+        ),
+    )
+    .await;
+    assert_eq!(wait(&mut a, &inside).await.state, "done");
+    assert_eq!(output(&mut a, &inside).await.trim(), "node-3");
+    // Nobody else's job gets node-3 while the exclusive reservation lasts.
+    let mut b = jobs(&g, 0, &bob);
+    let outside = submit(
+        &mut b,
+        "executable = \"/bin/true\"\nconstraints = \"name == node-3\"\n",
+    )
+    .await;
+    let waiting = until(&mut b, &outside, Duration::from_secs(10), |j| {
+        j.reason.contains("reserved exclusively")
+    })
+    .await;
+    assert_eq!(waiting.state, "queued", "{waiting:#?}");
+    // bob cannot use alice's reservation either.
+    let stolen = submit(
+        &mut b,
+        &format!("executable = \"/bin/true\"\nreservation = \"{}\"\n", r.id),
+    )
+    .await;
+    let info = wait(&mut b, &stolen).await;
+    assert_eq!(info.state, "failed");
+    assert!(info.reason.contains("belongs to alice"), "{}", info.reason);
+    // Cancelled, node-3 is free again and bob's waiting job runs.
+    let listed = a.reservations().await.unwrap();
+    assert!(listed.iter().any(|x| x.id == r.id));
+    assert!(b.reservations().await.unwrap().is_empty());
+    assert_eq!(
+        a.cancel_reservation(&r.id).await.unwrap().state,
+        "cancelled"
+    );
+    assert_eq!(wait(&mut b, &outside).await.state, "done");
+}

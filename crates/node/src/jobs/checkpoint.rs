@@ -60,7 +60,7 @@ pub async fn put(shared: &Arc<NodeShared>, chunk: pb::CheckpointChunk) -> Result
     let declared = job
         .checkpoint
         .as_ref()
-        .is_some_and(|c| c.files.iter().any(|f| *f == chunk.file));
+        .is_some_and(|c| c.files.contains(&chunk.file));
     if !declared || chunk.attempt != job.attempt {
         return Err(Status::failed_precondition(format!(
             "{} is not a checkpoint file of job {} attempt {}",
@@ -247,10 +247,9 @@ pub async fn restore(
             );
         }
         // A planted link or file of another owner is replaced, not followed.
-        match std::fs::symlink_metadata(&target) {
-            Ok(_) => std::fs::remove_file(&target)
-                .map_err(|e| format!("cannot replace {}: {e}", target.display()))?,
-            Err(_) => {}
+        if std::fs::symlink_metadata(&target).is_ok() {
+            std::fs::remove_file(&target)
+                .map_err(|e| format!("cannot replace {}: {e}", target.display()))?;
         }
         let mut out = std::fs::OpenOptions::new()
             .create_new(true)

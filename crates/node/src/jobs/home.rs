@@ -426,6 +426,42 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
     if let Some(to) = &job.migrate_to {
         spec.constraints = Some(to.clone());
     }
+    if let Some(id) = spec.reservation.clone() {
+        let r = match super::reservation::find(shared, &id).await {
+            Ok(r) => r,
+            Err(why) => return fail(shared, &job.id, format!("reservation: {why}")),
+        };
+        if r.owner.subject != job.owner.subject || r.owner.vo != job.owner.vo {
+            return fail(
+                shared,
+                &job.id,
+                format!(
+                    "reservation {id} belongs to {} of VO {}",
+                    r.owner.subject, r.owner.vo
+                ),
+            );
+        }
+        let now = unix_now_millis();
+        match r.state_at(now) {
+            "waiting" => {
+                return note_reason(
+                    shared,
+                    &job.id,
+                    format!(
+                        "waiting for reservation {id} to start at {}",
+                        clock(r.start_unix_ms)
+                    ),
+                );
+            }
+            "active" => {}
+            state => return fail(shared, &job.id, format!("reservation {id} has {state}")),
+        }
+        let within = format!("name in [{}]", r.nodes.join(","));
+        spec.constraints = Some(match &spec.constraints {
+            Some(c) if !c.trim().is_empty() => format!("({c}) && {within}"),
+            _ => within,
+        });
+    }
     for (deps, need_ok) in [(&spec.after_ok, true), (&spec.after_any, false)] {
         for dep in deps {
             match dependency(shared, &job, dep, need_ok).await {
@@ -1225,4 +1261,8 @@ fn signal_name(signal: i32) -> String {
     nix::sys::signal::Signal::try_from(signal)
         .map(|s| s.as_str().to_owned())
         .unwrap_or_else(|_| format!("signal {signal}"))
+}
+
+fn clock(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }

@@ -9,13 +9,17 @@ use serde::{Deserialize, Serialize};
 use xtreem_job::UsageRecord;
 use xtreem_store::{ReadTxn, StateMachine, StoreError, Table, WriteTxn};
 
-use super::record::{JobRecord, LocalUnit};
+use super::record::{JobRecord, LocalUnit, Reservation};
 
 const JOBS: Table<JobRecord> = Table::new("jobs");
 const META: Table<u64> = Table::new("jobs_meta");
 const UNITS: Table<LocalUnit> = Table::new("job_units");
 const USAGE: Table<UsageRecord> = Table::new("job_usage");
+const RESERVATIONS: Table<Reservation> = Table::new("job_reservations");
+/// Reservations this node holds capacity for, as a resource node.
+const HELD: Table<Reservation> = Table::new("job_reservations_held");
 const NEXT_SEQ: &str = "next_seq";
+const NEXT_RESERVATION: &str = "next_reservation";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum JobCommand {
@@ -35,6 +39,24 @@ pub enum JobCommand {
     },
     ForgetUnit {
         unit: String,
+    },
+    /// A new reservation of `home`: the machine names it `r-HOME.SEQ`.
+    NewReservation {
+        home: String,
+        reservation: Reservation,
+    },
+    /// A reservation as this node holds it (home or resource node).
+    PutReservation {
+        reservation: Reservation,
+    },
+    RemoveReservation {
+        id: String,
+    },
+    PutHeld {
+        reservation: Reservation,
+    },
+    RemoveHeld {
+        id: String,
     },
 }
 
@@ -80,6 +102,31 @@ impl StateMachine for JobMachine {
                 UNITS.remove(txn, unit)?;
                 Ok(Vec::new())
             }
+            JobCommand::NewReservation { home, reservation } => {
+                let seq = META.get_w(txn, NEXT_RESERVATION)?.unwrap_or(1);
+                META.insert(txn, NEXT_RESERVATION, &(seq + 1))?;
+                let id = format!("r-{home}.{seq}");
+                let mut r = reservation.clone();
+                r.id = id.clone();
+                RESERVATIONS.insert(txn, &id, &r)?;
+                Ok(vec![id])
+            }
+            JobCommand::PutReservation { reservation } => {
+                RESERVATIONS.insert(txn, &reservation.id, reservation)?;
+                Ok(Vec::new())
+            }
+            JobCommand::RemoveReservation { id } => {
+                RESERVATIONS.remove(txn, id)?;
+                Ok(Vec::new())
+            }
+            JobCommand::PutHeld { reservation } => {
+                HELD.insert(txn, &reservation.id, reservation)?;
+                Ok(Vec::new())
+            }
+            JobCommand::RemoveHeld { id } => {
+                HELD.remove(txn, id)?;
+                Ok(Vec::new())
+            }
         }
     }
 }
@@ -105,6 +152,18 @@ pub mod query {
 
     pub fn units(r: &ReadTxn) -> Result<Vec<LocalUnit>, StoreError> {
         Ok(UNITS.list(r)?.into_iter().map(|(_, u)| u).collect())
+    }
+
+    pub fn reservations(r: &ReadTxn) -> Result<Vec<Reservation>, StoreError> {
+        Ok(RESERVATIONS.list(r)?.into_iter().map(|(_, v)| v).collect())
+    }
+
+    pub fn reservation(r: &ReadTxn, id: &str) -> Result<Option<Reservation>, StoreError> {
+        RESERVATIONS.get(r, id)
+    }
+
+    pub fn held(r: &ReadTxn) -> Result<Vec<Reservation>, StoreError> {
+        Ok(HELD.list(r)?.into_iter().map(|(_, v)| v).collect())
     }
 
     pub fn usage(r: &ReadTxn) -> Result<Vec<UsageRecord>, StoreError> {

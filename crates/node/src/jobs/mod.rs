@@ -15,6 +15,7 @@ pub mod machine;
 pub mod peers;
 pub mod queue;
 pub mod record;
+pub mod reservation;
 pub mod resource;
 pub mod writer;
 

@@ -346,6 +346,7 @@ pub struct LocalUnit {
     /// The home has acknowledged the unit's end.
     pub reported: bool,
     pub workdir: String,
+    pub reservation: Option<String>,
     pub checkpoint: Option<CheckpointDecl>,
 }
 
@@ -379,6 +380,74 @@ impl LocalUnit {
             memory_bytes: self.memory_bytes,
             restarts: 0,
             from_replica: true,
+        }
+    }
+}
+
+/// A reservation (XtreemOS's xreservation): capacity on some nodes for a
+/// window, for its owner's jobs. Kept by its home and by each node holding
+/// it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    /// `r-HOME.SEQ`.
+    pub id: String,
+    pub owner: Owner,
+    pub nodes: Vec<String>,
+    pub cores: u32,
+    pub memory_bytes: u64,
+    pub start_unix_ms: u64,
+    pub end_unix_ms: u64,
+    pub exclusive: bool,
+    pub cancelled: bool,
+}
+
+impl Reservation {
+    pub fn is_active_at(&self, now_ms: u64) -> bool {
+        !self.cancelled && self.start_unix_ms <= now_ms && now_ms < self.end_unix_ms
+    }
+
+    pub fn overlaps(&self, start: u64, end: u64) -> bool {
+        !self.cancelled && self.start_unix_ms < end && start < self.end_unix_ms
+    }
+
+    pub fn state_at(&self, now_ms: u64) -> &'static str {
+        if self.cancelled {
+            "cancelled"
+        } else if now_ms < self.start_unix_ms {
+            "waiting"
+        } else if now_ms < self.end_unix_ms {
+            "active"
+        } else {
+            "ended"
+        }
+    }
+
+    pub fn to_pb(&self, now_ms: u64) -> pb::ReservationInfo {
+        pb::ReservationInfo {
+            id: self.id.clone(),
+            owner: self.owner.subject.clone(),
+            vo: self.owner.vo.clone(),
+            nodes: self.nodes.clone(),
+            cores: self.cores,
+            memory_bytes: self.memory_bytes,
+            start_unix_ms: self.start_unix_ms,
+            end_unix_ms: self.end_unix_ms,
+            exclusive: self.exclusive,
+            state: self.state_at(now_ms).to_owned(),
+        }
+    }
+
+    pub fn from_pb(info: &pb::ReservationInfo, owner: Owner) -> Reservation {
+        Reservation {
+            id: info.id.clone(),
+            owner,
+            nodes: info.nodes.clone(),
+            cores: info.cores,
+            memory_bytes: info.memory_bytes,
+            start_unix_ms: info.start_unix_ms,
+            end_unix_ms: info.end_unix_ms,
+            exclusive: info.exclusive,
+            cancelled: info.state == "cancelled",
         }
     }
 }

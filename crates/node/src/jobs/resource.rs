@@ -18,9 +18,13 @@ use xtreem_proto::jobs as pb;
 use xtreem_token::Claims;
 use xtreem_util::time::unix_now_millis;
 
+fn clock(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
 use super::machine::JobCommand;
 use super::peers;
-use super::record::{Exit, LocalUnit, Owner, UnitRecord, UnitState, Usage};
+use super::record::{Exit, LocalUnit, Owner, Reservation, UnitRecord, UnitState, Usage};
 use crate::daemon::NodeShared;
 
 /// How long an admission without a start holds its resources.
@@ -35,6 +39,9 @@ struct Claim {
     cores: u32,
     memory: u64,
     vo: String,
+    owner: String,
+    /// The reservation whose capacity the claim uses, if any.
+    reservation: Option<String>,
 }
 
 #[derive(Default)]
@@ -43,23 +50,48 @@ struct Ledger {
     running: HashMap<String, Claim>,
     /// Admitted but not started, by `JOB#ATTEMPT`.
     admissions: HashMap<String, (Claim, Instant)>,
+    /// Reservations this node holds capacity for.
+    reservations: HashMap<String, Reservation>,
 }
 
 impl Ledger {
-    fn used(&self) -> (u32, u64) {
+    fn claims(&self) -> impl Iterator<Item = &Claim> {
         let now = Instant::now();
-        let claims = self.running.values().chain(
+        self.running.values().chain(
             self.admissions
                 .values()
-                .filter(|(_, expires)| *expires > now)
+                .filter(move |(_, expires)| *expires > now)
                 .map(|(c, _)| c),
-        );
+        )
+    }
+
+    fn sum<'a>(claims: impl Iterator<Item = &'a Claim>) -> (u32, u64) {
         claims.fold((0, 0), |(c, m), claim| {
             (
                 c.saturating_add(claim.cores),
                 m.saturating_add(claim.memory),
             )
         })
+    }
+
+    /// What units outside reservations use, plus what active reservations
+    /// keep back: the rest is free for any job.
+    fn used(&self) -> (u32, u64) {
+        let now_ms = unix_now_millis();
+        let (c, m) = Self::sum(self.claims().filter(|c| c.reservation.is_none()));
+        self.reservations
+            .values()
+            .filter(|r| r.is_active_at(now_ms))
+            .fold((c, m), |(c, m), r| {
+                (c.saturating_add(r.cores), m.saturating_add(r.memory_bytes))
+            })
+    }
+
+    fn used_in(&self, reservation: &str) -> (u32, u64) {
+        Self::sum(
+            self.claims()
+                .filter(|c| c.reservation.as_deref() == Some(reservation)),
+        )
     }
 
     fn vo_cores(&self, vo: &str) -> u32 {
@@ -97,8 +129,16 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl ResourceSide {
-    pub fn open(exec: Executor, capacity: Capacity, units: Vec<LocalUnit>) -> ResourceSide {
-        let mut ledger = Ledger::default();
+    pub fn open(
+        exec: Executor,
+        capacity: Capacity,
+        units: Vec<LocalUnit>,
+        held: Vec<Reservation>,
+    ) -> ResourceSide {
+        let mut ledger = Ledger {
+            reservations: held.into_iter().map(|r| (r.id.clone(), r)).collect(),
+            ..Ledger::default()
+        };
         for u in units.iter().filter(|u| !u.record.state.is_over()) {
             ledger.running.insert(
                 u.unit.clone(),
@@ -106,6 +146,8 @@ impl ResourceSide {
                     cores: u.cores,
                     memory: u.memory_bytes,
                     vo: u.owner.vo.clone(),
+                    owner: u.owner.subject.clone(),
+                    reservation: u.reservation.clone(),
                 },
             );
         }
@@ -121,17 +163,59 @@ impl ResourceSide {
     fn admit(&self, key: &str, claim: Claim, vo_cap: u32) -> Result<(), String> {
         let mut ledger = lock(&self.ledger);
         let now = Instant::now();
+        let now_ms = unix_now_millis();
         ledger.admissions.retain(|_, (_, e)| *e > now);
         if ledger.admissions.contains_key(key) {
             return Ok(());
         }
-        let (used_cores, used_memory) = ledger.used();
-        let free_cores = self.capacity.cores.saturating_sub(used_cores);
-        let free_memory = self.capacity.memory_bytes.saturating_sub(used_memory);
+        let (free_cores, free_memory, of_cores) = match &claim.reservation {
+            Some(id) => {
+                let r = ledger
+                    .reservations
+                    .get(id)
+                    .ok_or_else(|| format!("reservation {id} holds nothing on this node"))?;
+                if r.owner.subject != claim.owner || r.owner.vo != claim.vo {
+                    return Err(format!(
+                        "reservation {id} belongs to {} of VO {}",
+                        r.owner.subject, r.owner.vo
+                    ));
+                }
+                if !r.is_active_at(now_ms) {
+                    return Err(format!("reservation {id} is {}", r.state_at(now_ms)));
+                }
+                // An exclusive reservation has the whole node.
+                let (rc, rm) = if r.exclusive {
+                    (self.capacity.cores, self.capacity.memory_bytes)
+                } else {
+                    (r.cores, r.memory_bytes)
+                };
+                let (c, m) = ledger.used_in(id);
+                (rc.saturating_sub(c), rm.saturating_sub(m), rc)
+            }
+            None => {
+                if let Some(r) = ledger
+                    .reservations
+                    .values()
+                    .find(|r| r.exclusive && r.is_active_at(now_ms))
+                {
+                    return Err(format!(
+                        "reserved exclusively ({}) until {}",
+                        r.id,
+                        clock(r.end_unix_ms)
+                    ));
+                }
+                let (c, m) = ledger.used();
+                (
+                    self.capacity.cores.saturating_sub(c),
+                    self.capacity.memory_bytes.saturating_sub(m),
+                    self.capacity.cores,
+                )
+            }
+        };
         if claim.cores > free_cores {
             return Err(format!(
-                "needs {} cores, {free_cores} of {} free",
-                claim.cores, self.capacity.cores
+                "needs {} cores, {free_cores} of {of_cores} free",
+                claim.cores
             ));
         }
         if claim.memory > free_memory {
@@ -154,6 +238,67 @@ impl ResourceSide {
             .admissions
             .insert(key.to_owned(), (claim, now + ADMISSION_TTL));
         Ok(())
+    }
+
+    /// Holds capacity for a reservation if its window leaves room next to
+    /// the reservations already held (and, if it starts now, next to the
+    /// units running outside reservations).
+    fn hold(&self, r: &Reservation) -> Result<(), String> {
+        let mut ledger = lock(&self.ledger);
+        let now_ms = unix_now_millis();
+        if ledger.reservations.contains_key(&r.id) {
+            return Ok(());
+        }
+        let overlapping: Vec<&Reservation> = ledger
+            .reservations
+            .values()
+            .filter(|x| x.overlaps(r.start_unix_ms, r.end_unix_ms))
+            .collect();
+        if let Some(x) = overlapping.iter().find(|x| x.exclusive || r.exclusive) {
+            return Err(format!(
+                "its window overlaps reservation {}{}",
+                x.id,
+                if x.exclusive { " (exclusive)" } else { "" }
+            ));
+        }
+        let (c, m) = overlapping.iter().fold((0u32, 0u64), |(c, m), x| {
+            (c.saturating_add(x.cores), m.saturating_add(x.memory_bytes))
+        });
+        let (running_c, running_m) = if r.start_unix_ms <= now_ms {
+            Ledger::sum(ledger.claims().filter(|c| c.reservation.is_none()))
+        } else {
+            (0, 0)
+        };
+        if r.exclusive && r.start_unix_ms <= now_ms && running_c > 0 {
+            return Err(format!(
+                "{running_c} cores are busy with running jobs; an exclusive reservation needs the node idle"
+            ));
+        }
+        let cores_needed = if r.exclusive {
+            self.capacity.cores
+        } else {
+            r.cores
+        };
+        if c.saturating_add(running_c).saturating_add(cores_needed) > self.capacity.cores {
+            return Err(format!(
+                "needs {} cores; {} of {} are reserved or busy in that window",
+                r.cores,
+                c.saturating_add(running_c),
+                self.capacity.cores
+            ));
+        }
+        if m.saturating_add(running_m).saturating_add(r.memory_bytes) > self.capacity.memory_bytes {
+            return Err(format!(
+                "needs {} memory; not that much is free in that window",
+                xtreem_directory::format_bytes(r.memory_bytes)
+            ));
+        }
+        ledger.reservations.insert(r.id.clone(), r.clone());
+        Ok(())
+    }
+
+    fn unhold(&self, id: &str) -> bool {
+        lock(&self.ledger).reservations.remove(id).is_some()
     }
 
     fn start_units(&self, key: &str, units: &[(String, Claim)]) {
@@ -294,11 +439,13 @@ pub async fn launch(
         cores: spec.resources.cores,
         memory: spec.resources.memory_bytes,
         vo: owner.vo.clone(),
+        owner: owner.subject.clone(),
+        reservation: spec.reservation.clone(),
     };
     let total = Claim {
         cores,
         memory: spec.resources.memory_bytes.saturating_mul(u64::from(n)),
-        vo: owner.vo.clone(),
+        ..per_unit.clone()
     };
     if let Err(why) = side.admit(&key, total, vo_cap) {
         return Ok(refuse(format!("node {}: {why}", shared.config.name)));
@@ -552,6 +699,7 @@ async fn start_unit(
         record,
         reported: false,
         workdir: workdir.display().to_string(),
+        reservation: spec.reservation.clone(),
         checkpoint: spec
             .checkpoint
             .as_ref()
@@ -848,4 +996,62 @@ pub fn read_log(
 /// ran across a restart. Unit watchers end with the process.
 pub fn start(shared: &Arc<NodeShared>, _stop: &CancellationToken) {
     adopt(shared);
+}
+
+/// A reservation's home asks this node to hold capacity for it.
+pub async fn hold_reservation(
+    shared: &Arc<NodeShared>,
+    request: pb::HoldReservationRequest,
+) -> Result<pb::LaunchResponse, Status> {
+    let Some(side) = shared.jobs.resource.as_ref() else {
+        return Ok(refuse(format!(
+            "node {} has no resource role",
+            shared.config.name
+        )));
+    };
+    let info = request
+        .reservation
+        .ok_or_else(|| Status::invalid_argument("reservation missing"))?;
+    let (claims, owner) = check_owner(shared, &request.token)?;
+    if info.owner != owner.subject || info.vo != owner.vo {
+        return Err(Status::permission_denied(
+            "the reservation's owner is not the credential's holder",
+        ));
+    }
+    if let Err(why) = crate::access::local_account(shared, &claims, &owner.vo, info.cores) {
+        return Ok(refuse(format!("node {}: {why}", shared.config.name)));
+    }
+    let reservation = Reservation::from_pb(&info, owner);
+    if let Err(why) = side.hold(&reservation) {
+        return Ok(refuse(format!("node {}: {why}", shared.config.name)));
+    }
+    shared
+        .jobs
+        .writer
+        .write(JobCommand::PutHeld { reservation })
+        .done()
+        .await
+        .map_err(Status::internal)?;
+    Ok(pb::LaunchResponse {
+        admitted: true,
+        reason: String::new(),
+        units: Vec::new(),
+    })
+}
+
+/// The reservation's home lets its capacity here go.
+pub async fn release_reservation(shared: &Arc<NodeShared>, id: &str) -> Result<(), Status> {
+    let Some(side) = shared.jobs.resource.as_ref() else {
+        return Ok(());
+    };
+    if side.unhold(id) {
+        shared
+            .jobs
+            .writer
+            .write(JobCommand::RemoveHeld { id: id.to_owned() })
+            .done()
+            .await
+            .map_err(Status::internal)?;
+    }
+    Ok(())
 }

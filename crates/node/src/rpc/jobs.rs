@@ -156,7 +156,7 @@ fn listed(
     if !filter.id.is_empty() && filter.id != info.id {
         return false;
     }
-    if !filter.states.is_empty() && !filter.states.iter().any(|s| *s == info.state) {
+    if !filter.states.is_empty() && !filter.states.contains(&info.state) {
         return false;
     }
     if !filter.user.is_empty() && filter.user != owner.subject {
@@ -257,6 +257,17 @@ fn take_live_usage(home: &mut pb::JobInfo, replica: &pb::JobInfo) {
     }
 }
 
+/// The owner, the VO's admins and site administrators manage a reservation.
+fn may_manage_reservation(who: &Who, owner: &Owner) -> bool {
+    match who {
+        Who::SiteAdmin(_) => true,
+        Who::User { claims, vo, .. } => {
+            *vo == owner.vo
+                && (claims.sub == owner.subject || crate::access::is_vo_admin(claims, vo))
+        }
+    }
+}
+
 pub struct JobsService {
     pub shared: Arc<NodeShared>,
 }
@@ -269,7 +280,7 @@ impl JobsService {
             Err(e) => (AuditDecision::Deny, serde_json::json!({ "why": e })),
         };
         self.shared
-            .audit(AuditEvent::new(&who.name(), action, target, decision).with_detail(detail));
+            .audit(AuditEvent::new(who.name(), action, target, decision).with_detail(detail));
     }
 
     /// Refuses a submission the site can never run, naming the field.
@@ -642,6 +653,88 @@ impl Jobs for JobsService {
         self.checkpoint_or_migrate(who, req.id, Some(req.to)).await
     }
 
+    async fn reserve(&self, request: Request<pb::ReserveRequest>) -> R<pb::ReservationInfo> {
+        let who = who(&self.shared, &request, request.get_ref().on_behalf.as_ref())?;
+        let Who::User { claims, vo, token } = &who else {
+            return Err(Status::failed_precondition(
+                "reservations are made by VO members for their jobs: log in with `xos login`",
+            ));
+        };
+        let owner = Owner {
+            subject: claims.sub.clone(),
+            issuer: claims.iss.clone(),
+            vo: vo.clone(),
+            groups: claims.groups.clone(),
+        };
+        let result =
+            crate::jobs::reservation::reserve(&self.shared, owner, token, request.into_inner())
+                .await;
+        self.audit(
+            &who,
+            "reserve",
+            result.as_ref().map(|r| r.id.as_str()).unwrap_or("-"),
+            &result
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| e.message().to_owned()),
+        );
+        Ok(Response::new(
+            result?.to_pb(xtreem_util::time::unix_now_millis()),
+        ))
+    }
+
+    async fn reservations(
+        &self,
+        request: Request<pb::ReservationsRequest>,
+    ) -> R<pb::ReservationsResponse> {
+        let who = who(&self.shared, &request, request.get_ref().on_behalf.as_ref())?;
+        let now = xtreem_util::time::unix_now_millis();
+        let reservations = crate::jobs::reservation::list(&self.shared)
+            .into_iter()
+            .filter(|r| may_manage_reservation(&who, &r.owner))
+            .map(|r| r.to_pb(now))
+            .collect();
+        Ok(Response::new(pb::ReservationsResponse { reservations }))
+    }
+
+    async fn cancel_reservation(
+        &self,
+        request: Request<pb::ReservationRef>,
+    ) -> R<pb::ReservationInfo> {
+        let who = who(&self.shared, &request, request.get_ref().on_behalf.as_ref())?;
+        let id = request.into_inner().id;
+        let home = id
+            .strip_prefix("r-")
+            .and_then(|rest| rest.rsplit_once('.'))
+            .map(|(home, _)| home.to_owned())
+            .ok_or_else(|| {
+                Status::invalid_argument(format!("{id:?} is not a reservation id (r-NODE.SEQ)"))
+            })?;
+        if home != self.shared.config.name.as_str() {
+            let (endpoint, mut client) = self.home_client(&home)?;
+            let answer = client
+                .cancel_reservation(pb::ReservationRef {
+                    id,
+                    on_behalf: Some(who.on_behalf()),
+                })
+                .await;
+            if answer.is_err() {
+                self.shared.jobs.peers.forget(&endpoint);
+            }
+            return Ok(Response::new(answer?.into_inner()));
+        }
+        let visible = crate::jobs::reservation::list(&self.shared)
+            .into_iter()
+            .find(|r| r.id == id && may_manage_reservation(&who, &r.owner));
+        if visible.is_none() {
+            return Err(Status::not_found(format!(
+                "no reservation {id} that you may manage"
+            )));
+        }
+        let r = crate::jobs::reservation::cancel(&self.shared, &id).await?;
+        Ok(Response::new(r.to_pb(xtreem_util::time::unix_now_millis())))
+    }
+
     async fn hold(&self, request: Request<pb::JobRef>) -> R<pb::JobInfo> {
         self.hold_or_release(request, true).await
     }
@@ -724,10 +817,8 @@ impl Jobs for JobsService {
                     }
                     Err(_) => (true, true),
                 };
-                if !empty || eof || chunk.is_err() {
-                    if tx.send(chunk).await.is_err() {
-                        return;
-                    }
+                if (!empty || eof || chunk.is_err()) && tx.send(chunk).await.is_err() {
+                    return;
                 }
                 if eof || (!req.follow && empty) {
                     return;
@@ -906,8 +997,7 @@ fn local_usage(shared: &NodeShared, who: &Who) -> Vec<UsageRecord> {
         .filter(|u| match who {
             Who::SiteAdmin(_) => true,
             Who::User { claims, vo, .. } => {
-                (u.user == claims.sub && u.vo == *vo)
-                    || (u.vo == *vo && crate::access::is_vo_admin(claims, vo))
+                u.vo == *vo && (u.user == claims.sub || crate::access::is_vo_admin(claims, vo))
             }
         })
         .collect()
@@ -996,6 +1086,38 @@ impl JobExec for JobExecService {
             &self.shared,
             request.get_ref(),
         )?))
+    }
+
+    async fn hold_reservation(
+        &self,
+        request: Request<pb::HoldReservationRequest>,
+    ) -> R<pb::LaunchResponse> {
+        self.node(&request)?;
+        Ok(Response::new(
+            resource::hold_reservation(&self.shared, request.into_inner()).await?,
+        ))
+    }
+
+    async fn release_reservation(
+        &self,
+        request: Request<pb::ReservationRef>,
+    ) -> R<pb::UnitEndedResponse> {
+        self.node(&request)?;
+        resource::release_reservation(&self.shared, &request.get_ref().id).await?;
+        Ok(Response::new(pb::UnitEndedResponse {}))
+    }
+
+    async fn get_reservation(
+        &self,
+        request: Request<pb::ReservationRef>,
+    ) -> R<pb::ReservationInfo> {
+        self.node(&request)?;
+        let id = &request.get_ref().id;
+        let r = crate::jobs::reservation::list(&self.shared)
+            .into_iter()
+            .find(|r| r.id == *id)
+            .ok_or_else(|| Status::not_found(format!("no reservation {id}")))?;
+        Ok(Response::new(r.to_pb(xtreem_util::time::unix_now_millis())))
     }
 
     async fn local_acct(&self, request: Request<pb::AcctRequest>) -> R<pb::AcctResponse> {

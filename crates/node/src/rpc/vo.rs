@@ -882,5 +882,4 @@ impl VoService {
         self.shared.refresh_trust();
         Ok(())
     }
-
 }

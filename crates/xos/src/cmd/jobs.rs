@@ -10,7 +10,7 @@ use xtreem_proto::jobs as pb;
 use xtreem_util::time::unix_now_millis;
 
 use super::Context;
-use crate::cli::{AcctArgs, KillArgs, PsArgs, SubmitArgs};
+use crate::cli::{AcctArgs, KillArgs, PsArgs, ReserveArgs, SubmitArgs};
 use crate::output::{json, table};
 
 impl Context {
@@ -474,6 +474,106 @@ pub async fn checkpoint(
             "{}: asked to checkpoint; it restarts from its files",
             info.id
         ),
+    }
+    Ok(())
+}
+
+fn usage_error(message: String) -> ! {
+    eprintln!("xos: {message}");
+    std::process::exit(i32::from(crate::exit::USAGE));
+}
+
+fn reservation_rows(list: &[pb::ReservationInfo]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|r| {
+            vec![
+                r.id.clone(),
+                r.owner.clone(),
+                r.state.clone(),
+                r.nodes.join(","),
+                r.cores.to_string(),
+                format_bytes(r.memory_bytes),
+                clock(r.start_unix_ms),
+                clock(r.end_unix_ms),
+                if r.exclusive { "exclusive" } else { "shared" }.into(),
+            ]
+        })
+        .collect()
+}
+
+const RESERVATION_HEADER: [&str; 9] = [
+    "ID", "OWNER", "STATE", "NODES", "CORES", "MEM", "START", "END", "MODE",
+];
+
+pub async fn reserve(ctx: &Context, args: ReserveArgs) -> anyhow::Result<()> {
+    let memory = xtreem_job::parse_size(&args.memory)
+        .unwrap_or_else(|e| usage_error(format!("--memory: {e}")));
+    let duration = xtreem_job::parse_duration(&args.duration)
+        .unwrap_or_else(|e| usage_error(format!("--duration: {e}")));
+    let start = match &args.start {
+        Some(text) => humantime::parse_rfc3339_weak(text)
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or_else(|| {
+                usage_error(format!(
+                    "--start {text:?}: expected a time like 2026-12-01T08:00:00Z"
+                ))
+            }),
+        None => 0,
+    };
+    if let Some(q) = &args.query
+        && let Err(e) = xtreem_directory::Query::parse(q)
+    {
+        usage_error(format!("--query: bad query {e}\n{}", e.render(q)));
+    }
+    let mut client = ctx.jobs_client(args.vo.as_deref())?;
+    let r = client
+        .reserve(pb::ReserveRequest {
+            nodes: args.nodes,
+            cores: args.cores,
+            memory_bytes: memory,
+            start_unix_ms: start,
+            duration_ms: duration.saturating_mul(1000),
+            exclusive: args.exclusive,
+            constraints: args.query.unwrap_or_default(),
+            on_behalf: None,
+        })
+        .await?;
+    if ctx.json {
+        return json(
+            &serde_json::json!({"id": r.id, "nodes": r.nodes, "start_unix_ms": r.start_unix_ms,
+            "end_unix_ms": r.end_unix_ms, "state": r.state, "exclusive": r.exclusive}),
+        );
+    }
+    println!("{}", r.id);
+    table(&RESERVATION_HEADER, &reservation_rows(&[r]));
+    Ok(())
+}
+
+pub async fn reservations(ctx: &Context, vo: Option<String>) -> anyhow::Result<()> {
+    let mut client = ctx.jobs_client(vo.as_deref())?;
+    let list = client.reservations().await?;
+    if ctx.json {
+        let list: Vec<serde_json::Value> = list
+            .iter()
+            .map(|r| {
+                serde_json::json!({"id": r.id, "owner": r.owner, "vo": r.vo, "nodes": r.nodes,
+                "cores": r.cores, "memory_bytes": r.memory_bytes, "start_unix_ms": r.start_unix_ms,
+                "end_unix_ms": r.end_unix_ms, "state": r.state, "exclusive": r.exclusive})
+            })
+            .collect();
+        return json(&list);
+    }
+    table(&RESERVATION_HEADER, &reservation_rows(&list));
+    Ok(())
+}
+
+pub async fn unreserve(ctx: &Context, id: &str, vo: Option<String>) -> anyhow::Result<()> {
+    let mut client = ctx.jobs_client(vo.as_deref())?;
+    let r = client.cancel_reservation(id).await?;
+    if !ctx.json {
+        println!("{}: {}", r.id, r.state);
     }
     Ok(())
 }

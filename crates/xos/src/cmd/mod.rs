@@ -76,6 +76,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             vo: v,
         } => jobs::logs(&ctx, &job, follow, stderr, v).await,
         Command::Acct(args) => jobs::acct(&ctx, args).await,
+        Command::Reserve(args) => jobs::reserve(&ctx, args).await,
+        Command::Reservations { vo: v } => jobs::reservations(&ctx, v).await,
+        Command::Unreserve { id, vo: v } => jobs::unreserve(&ctx, &id, v).await,
         Command::Checkpoint { job, vo: v } => jobs::checkpoint(&ctx, &job, None, v).await,
         Command::Migrate { job, to, vo: v } => jobs::checkpoint(&ctx, &job, Some(to), v).await,
     }
