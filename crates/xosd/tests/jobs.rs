@@ -358,6 +358,40 @@ async fn bad_descriptions_are_refused_naming_the_field() {
             "{spec}: message {message:?} does not name {field}"
         );
     }
+    // A JSDL document (XtreemOS's format) runs as well.
+    let jsdl = r#"<?xml version="1.0"?>
+<jsdl:JobDefinition xmlns:jsdl="http://schemas.ggf.org/jsdl/2005/11/jsdl"
+    xmlns:jsdl-posix="http://schemas.ggf.org/jsdl/2005/11/jsdl-posix">
+  <jsdl:JobDescription>
+    <jsdl:JobIdentification><jsdl:JobName>from-jsdl</jsdl:JobName></jsdl:JobIdentification>
+    <jsdl:Application>
+      <jsdl-posix:POSIXApplication>
+        <jsdl-posix:Executable>/bin/echo</jsdl-posix:Executable>
+        <jsdl-posix:Argument>hello from JSDL</jsdl-posix:Argument>
+        <jsdl-posix:WallTimeLimit>60</jsdl-posix:WallTimeLimit>
+      </jsdl-posix:POSIXApplication>
+    </jsdl:Application>
+    <jsdl:Resources>
+      <jsdl:TotalCPUCount><jsdl:Exact>1</jsdl:Exact></jsdl:TotalCPUCount>
+    </jsdl:Resources>
+  </jsdl:JobDescription>
+</jsdl:JobDefinition>"#;
+    let id = submit(&mut a, jsdl).await;
+    let info = wait(&mut a, &id).await;
+    assert_eq!(
+        (info.state.as_str(), info.name.as_str()),
+        ("done", "from-jsdl"),
+        "{info:#?}"
+    );
+    assert_eq!(output(&mut a, &id).await.trim(), "hello from JSDL");
+    let unsupported = jsdl.replace(
+        "<jsdl:Resources>",
+        "<jsdl:DataStaging><jsdl:FileName>x</jsdl:FileName></jsdl:DataStaging><jsdl:Resources>",
+    );
+    let (code, message) = refused(a.submit(&unsupported, None, false).await.unwrap_err());
+    assert_eq!(code, Code::InvalidArgument, "{message}");
+    assert!(message.contains("DataStaging"), "{message}");
+
     let (code, message) = refused(
         a.submit("executable = \"/bin/true\"\n", Some("5-1"), false)
             .await
