@@ -698,6 +698,11 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
         directory,
         jobs,
     });
+    if let Ok(json) = std::fs::read_to_string(shared.data.trust_document())
+        && let Err(e) = shared.trust.install_json(&json)
+    {
+        tracing::warn!(error = %e, "the kept trust document is unreadable; waiting for the authority's");
+    }
     if shared.config.has_role(Role::Core)
         && let Some(authority) =
             Authority::load(shared.authority_params()).context("cannot load the site authority")?

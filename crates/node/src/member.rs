@@ -211,7 +211,15 @@ pub async fn heartbeat_loop(
                     if !r.trust_document.is_empty() {
                         match shared.trust.install_json(&r.trust_document) {
                             Ok(()) => {
-                                tracing::info!(version = %r.trust_version, "trust document updated")
+                                tracing::info!(version = %r.trust_version, "trust document updated");
+                                // Kept so a restarted node verifies credentials
+                                // before its first heartbeat.
+                                if let Err(e) = xtreem_security::files::write_public(
+                                    &shared.data.trust_document(),
+                                    r.trust_document.as_bytes(),
+                                ) {
+                                    tracing::warn!(error = %e, "cannot keep the trust document on disk");
+                                }
                             }
                             Err(e) => {
                                 tracing::warn!(error = %e, "unreadable trust document from the site authority; keeping the old one")

@@ -51,6 +51,11 @@ impl DataDir {
     }
 
     /// Where the daemon writes the addresses it actually bound.
+    /// The last trust document a member received from its authority.
+    pub fn trust_document(&self) -> PathBuf {
+        self.root.join("trust.json")
+    }
+
     pub fn endpoints(&self) -> PathBuf {
         self.root.join("run/endpoints.json")
     }

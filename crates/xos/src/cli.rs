@@ -605,6 +605,9 @@ pub enum BenchCommand {
         /// Sequential jobs timed from submit to start on the idle grid.
         #[arg(long, default_value_t = 200)]
         latency_samples: u32,
+        /// Job cores each node declares (`[jobs] cores`); default the machine's.
+        #[arg(long)]
+        slots: Option<u32>,
     },
     /// mTLS round trip between two local nodes, CLI start-up, idle daemon memory.
     #[command(after_help = "Example:\n  xos bench fabric --count 20000")]

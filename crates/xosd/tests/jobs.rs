@@ -524,9 +524,18 @@ async fn when_the_home_dies_xps_elsewhere_still_shows_its_running_job() {
     let (mut g, alice, _) = job_site(3).await;
     // Home on node-2 (index 1), running on node-3.
     let mut home = jobs(&g, 1, &alice);
+    let queued = home
+        .submit(
+            "executable = \"/bin/true\"\nconstraints = \"name == node-3\"\n",
+            None,
+            true,
+        )
+        .await
+        .unwrap()
+        .remove(0);
     let id = submit(
         &mut home,
-        "executable = \"/bin/sleep\"\nargs = [\"20\"]\nconstraints = \"name == node-3\"\n",
+        "executable = \"/bin/sleep\"\nargs = [\"6\"]\nconstraints = \"name == node-3\"\n",
     )
     .await;
     assert!(id.starts_with("node-2."), "{id}");
@@ -547,6 +556,15 @@ async fn when_the_home_dies_xps_elsewhere_still_shows_its_running_job() {
     assert_eq!(job.units[0].node, "node-3");
     let status = elsewhere.status(&id).await.unwrap();
     assert_eq!(status.state, "running", "{status:#?}");
+    // A job queued at the home when it died is not lost either: back, the
+    // home places it, and takes the running job's end from its node.
+    g.restart(1).await.unwrap();
+    let mut home = jobs(&g, 1, &alice);
+    let info = wait(&mut home, &id).await;
+    assert_eq!(info.state, "done", "{info:#?}");
+    assert_eq!(home.status(&queued).await.unwrap().state, "held");
+    home.release(&queued).await.unwrap();
+    assert_eq!(wait(&mut home, &queued).await.state, "done");
 }
 
 #[tokio::test]

@@ -27,6 +27,8 @@ use crate::daemon::NodeShared;
 const SAMPLE: usize = 8;
 /// Placements running at once.
 const PLACEMENTS_IN_FLIGHT: usize = 64;
+/// How long after a start the home trusts its gossip view about deaths.
+const VIEW_SETTLE: Duration = Duration::from_secs(5);
 /// Parked jobs made ready when a unit ends.
 const UNPARK_PER_END: usize = 4;
 /// How long a Launch may take before the home tries elsewhere.
@@ -121,6 +123,7 @@ pub async fn submit(
 /// The scheduler of this home: places queued jobs when woken and every
 /// second, and watches the nodes its jobs run on.
 pub async fn scheduler(shared: Arc<NodeShared>, stop: CancellationToken) {
+    let started = std::time::Instant::now();
     let permits = Arc::new(Semaphore::new(PLACEMENTS_IN_FLIGHT));
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -156,7 +159,9 @@ pub async fn scheduler(shared: Arc<NodeShared>, stop: CancellationToken) {
                 });
             }
         }
-        if ticked {
+        // After a start the gossip view needs a few probe rounds before a
+        // node missing from it means anything.
+        if ticked && started.elapsed() >= VIEW_SETTLE {
             watch_nodes(&shared).await;
         }
     }
@@ -500,7 +505,7 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
     let now = unix_now_millis();
     match placement {
         Ok((units, decision)) => {
-            shared.jobs.update(id, Vec::new(), |j| {
+            let updated = shared.jobs.update(id, Vec::new(), |j| {
                 if j.attempt != attempt {
                     return false;
                 }
@@ -523,6 +528,15 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
                 settle(j, now);
                 true
             });
+            if updated.is_none() {
+                // A quick unit's end may have closed the job before the
+                // placement was written down: the timeline still gets it.
+                shared.jobs.amend_ended(id, |j| {
+                    if j.attempt == attempt {
+                        j.event_at(placing_ms, decision.clone());
+                    }
+                });
+            }
         }
         Err(why) => note_reason(shared, id, why),
     }
@@ -913,6 +927,13 @@ pub async fn unit_ended(
             if j.state == JobState::Queued {
                 j.state = JobState::Running;
             }
+            if j.started_unix_ms == 0 {
+                j.started_unix_ms = if unit.started_unix_ms > 0 {
+                    unit.started_unix_ms
+                } else {
+                    now
+                };
+            }
             kill_on = settle(j, now);
             true
         })
@@ -1177,7 +1198,7 @@ async fn watch_nodes(shared: &Arc<NodeShared>) {
             .units
             .iter()
             .filter(|u| {
-                !u.state.is_over() && !u.node.is_empty() && !peers::is_alive(shared, &u.node)
+                !u.state.is_over() && !u.node.is_empty() && peers::is_known_dead(shared, &u.node)
             })
             .map(|u| u.node.clone())
             .collect();

@@ -191,6 +191,22 @@ impl JobsState {
         }
     }
 
+    /// Changes the stored record of a job that has ended (nothing else
+    /// changes it any more).
+    pub fn amend_ended(&self, id: &str, change: impl FnOnce(&mut JobRecord)) {
+        let Some(mut job) = self.store.read(|r| query::job(r, id)).ok().flatten() else {
+            return;
+        };
+        if !job.state.is_terminal() {
+            return;
+        }
+        change(&mut job);
+        self.writer.send(JobCommand::Put {
+            job,
+            usage: Vec::new(),
+        });
+    }
+
     /// Up to `n` queued jobs to place now, best first.
     pub fn take_ready(&self, n: usize) -> Vec<String> {
         lock(&self.queue).take(n)

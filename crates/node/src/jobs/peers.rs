@@ -79,6 +79,12 @@ pub fn is_alive(shared: &NodeShared, name: &str) -> bool {
     name == shared.config.name.as_str() || node(shared, name).is_some_and(|r| r.alive)
 }
 
+/// Whether the directory knows `name` and holds it as dead. A node it does
+/// not know yet (a view still forming after a restart) is not dead.
+pub fn is_known_dead(shared: &NodeShared, name: &str) -> bool {
+    name != shared.config.name.as_str() && node(shared, name).is_some_and(|r| !r.alive)
+}
+
 /// Names and endpoints of the alive nodes of this site, this node first.
 pub fn alive_nodes(shared: &NodeShared) -> Vec<(String, String)> {
     let me = shared.config.name.to_string();

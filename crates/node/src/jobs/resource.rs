@@ -788,9 +788,9 @@ pub async fn watch_unit(shared: Arc<NodeShared>, unit: String) {
             ended.record.reason = format!("checkpoint not saved: {}", problems.join("; "));
         }
     }
-    if let Err(e) = side.put(&shared, ended).done().await {
-        tracing::error!(unit, error = %e, "cannot record a unit's end");
-    }
+    // Not awaited: after a crash the executor still knows how the unit
+    // ended (its exit file), and re-adoption reads it from there.
+    drop(side.put(&shared, ended));
     shared.jobs.wake.notify_one();
     report(shared, unit).await;
 }

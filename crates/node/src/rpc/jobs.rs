@@ -177,7 +177,21 @@ fn listed(
 /// This node's jobs (as home) and the units it runs for other homes.
 fn local_jobs(shared: &NodeShared, who: &Who, filter: &pb::ListRequest) -> Vec<pb::JobInfo> {
     let mut out = Vec::new();
-    for job in shared.jobs.all() {
+    // Jobs that have not ended are in memory; only a listing that may
+    // include ended ones reads the store.
+    let only_active = !filter.states.is_empty()
+        && filter
+            .states
+            .iter()
+            .all(|s| JobState::parse(s).is_some_and(|s| !s.is_terminal()));
+    let jobs = if only_active {
+        shared.jobs.active_where(|_| true)
+    } else if !filter.id.is_empty() {
+        shared.jobs.get(&filter.id).into_iter().collect()
+    } else {
+        shared.jobs.all()
+    };
+    for job in jobs {
         let info = job.to_pb(false);
         if listed(shared, who, filter, &info, &job.owner) {
             out.push(info);

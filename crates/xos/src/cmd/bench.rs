@@ -33,7 +33,8 @@ pub async fn run(_ctx: &Context, command: BenchCommand) -> anyhow::Result<()> {
             jobs,
             in_flight,
             latency_samples,
-        } => super::bench_jobs::run(jobs, in_flight, latency_samples).await,
+            slots,
+        } => super::bench_jobs::run(jobs, in_flight, latency_samples, slots).await,
         BenchCommand::Directory {
             nodes,
             no_federation,

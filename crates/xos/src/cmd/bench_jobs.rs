@@ -12,7 +12,7 @@ use anyhow::{Context as _, ensure};
 use xtreem_client::{JobsClient, Profile, VoClient};
 use xtreem_proto::jobs as jpb;
 use xtreem_proto::vo as pb;
-use xtreem_testkit::{Grid, xosd_next_to_current_exe};
+use xtreem_testkit::{Grid, NodeSpec, xosd_next_to_current_exe};
 use xtreem_util::time::unix_now_millis;
 
 use super::bench_directory::line;
@@ -43,9 +43,25 @@ fn raw_fork_exec_rate(count: u32) -> anyhow::Result<f64> {
     Ok(f64::from(count) / started.elapsed().as_secs_f64())
 }
 
-async fn grid_with_alice() -> anyhow::Result<(Grid, JobsClient)> {
+/// Four nodes; `slots` declares the job cores of each (`[jobs] cores`),
+/// None for the machine's own.
+async fn grid_with_alice(slots: Option<u32>) -> anyhow::Result<(Grid, JobsClient)> {
     let mut grid = Grid::new(xosd_next_to_current_exe()?)?;
-    grid.start_site("bench", 4).await?;
+    let specs = (1..=4)
+        .map(|k| {
+            let roles: &[&'static str] = if k == 1 {
+                &["core", "resource", "client"]
+            } else {
+                &["resource", "client"]
+            };
+            let mut spec = NodeSpec::new(&format!("node-{k}"), roles, grid.next_ip());
+            if let Some(n) = slots {
+                spec.extra_config = format!("\n[jobs]\ncores = {n}\n");
+            }
+            spec
+        })
+        .collect();
+    grid.start_site_with("bench", specs).await?;
     let profile = Profile::load(&grid.admin_dir())?;
     let endpoint = grid.node(0).rpc.clone();
     let mut admin = VoClient::connect(&profile, &endpoint, true, None)?;
@@ -142,30 +158,14 @@ async fn unfinished(client: &mut JobsClient) -> anyhow::Result<usize> {
         .len())
 }
 
-pub async fn run(jobs: u32, in_flight: usize, latency_samples: u32) -> anyhow::Result<()> {
-    ensure!(
-        nix::unistd::geteuid().is_root(),
-        "xos bench jobs runs real jobs under mapped accounts in cgroups: run it as root"
-    );
-    let raw = raw_fork_exec_rate(2_000)?;
-    line("raw fork+exec of /bin/true", raw, "per s");
-
-    let (grid, mut client) = grid_with_alice().await?;
-    let home_pid = grid.node(0).pid().context("home pid")?;
-
-    let latencies = submit_to_start(&mut client, latency_samples).await?;
-    line(
-        "submit-to-start p50 (idle grid)",
-        percentile(&latencies, 0.5),
-        "ms",
-    );
-    line(
-        "submit-to-start p99 (idle grid)",
-        percentile(&latencies, 0.99),
-        "ms",
-    );
-
-    let rss_before = super::bench::rss_kib(home_pid)?;
+/// Submits `jobs` trivial jobs with `in_flight` outstanding and waits until
+/// all have ended; returns their ids, the submit rate and the throughput.
+async fn batch(
+    client: &JobsClient,
+    jobs: u32,
+    in_flight: usize,
+) -> anyhow::Result<(Vec<String>, f64, f64)> {
+    let mut client = client.clone();
     let started = Instant::now();
     let mut submitted = 0u32;
     let mut ids = Vec::with_capacity(jobs as usize);
@@ -180,12 +180,7 @@ pub async fn run(jobs: u32, in_flight: usize, latency_samples: u32) -> anyhow::R
             ids.extend(done??);
         }
     }
-    let submit_secs = started.elapsed().as_secs_f64();
-    line(
-        "submissions acknowledged",
-        f64::from(jobs) / submit_secs,
-        "per s",
-    );
+    let submit_rate = f64::from(jobs) / started.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
         let left = unfinished(&mut client).await?;
@@ -196,16 +191,71 @@ pub async fn run(jobs: u32, in_flight: usize, latency_samples: u32) -> anyhow::R
             Instant::now() < deadline,
             "{left} jobs still unfinished after 30 minutes"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    let total_secs = started.elapsed().as_secs_f64();
-    let throughput = f64::from(jobs) / total_secs;
+    Ok((
+        ids,
+        submit_rate,
+        f64::from(jobs) / started.elapsed().as_secs_f64(),
+    ))
+}
+
+pub async fn run(
+    jobs: u32,
+    in_flight: usize,
+    latency_samples: u32,
+    slots: Option<u32>,
+) -> anyhow::Result<()> {
+    ensure!(
+        nix::unistd::geteuid().is_root(),
+        "xos bench jobs runs real jobs under mapped accounts in cgroups: run it as root"
+    );
+    let raw = raw_fork_exec_rate(2_000)?;
+    line("raw fork+exec of /bin/true", raw, "per s");
+
+    let (grid, mut client) = grid_with_alice(slots).await?;
+    let home_pid = grid.node(0).pid().context("home pid")?;
+    line(
+        "job cores per node",
+        f64::from(slots.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| u32::try_from(n.get()).unwrap_or(1))
+        })),
+        "cores",
+    );
+
+    let latencies = submit_to_start(&mut client, latency_samples).await?;
+    line(
+        "submit-to-start p50 (idle grid)",
+        percentile(&latencies, 0.5),
+        "ms",
+    );
+    line(
+        "submit-to-start p99 (idle grid)",
+        percentile(&latencies, 0.99),
+        "ms",
+    );
+
+    // Two batches: the first also grows the daemon's allocator to its peak
+    // (thousands of jobs in flight); growth over the second is what
+    // finished records keep.
+    let rss_start = super::bench::rss_kib(home_pid)?;
+    let (mut ids, submit_rate, throughput) = batch(&client, jobs, in_flight).await?;
+    let rss_first = super::bench::rss_kib(home_pid)?;
+    line("submissions acknowledged", submit_rate, "per s");
     line("jobs run to completion", throughput, "per s");
     line("throughput / raw fork+exec", 100.0 * throughput / raw, "%");
-    let rss_after = super::bench::rss_kib(home_pid)?;
+    let (more, _, throughput2) = batch(&client, jobs, in_flight).await?;
+    ids.extend(more);
+    let rss_second = super::bench::rss_kib(home_pid)?;
+    line("jobs run to completion, second batch", throughput2, "per s");
     line(
-        "home daemon memory per finished job record",
-        rss_after.saturating_sub(rss_before) as f64 * 1024.0 / f64::from(jobs),
+        "home daemon memory growth per job, first batch (includes the in-flight peak)",
+        rss_first.saturating_sub(rss_start) as f64 * 1024.0 / f64::from(jobs),
+        "bytes",
+    );
+    line(
+        "home daemon memory per finished job record (growth over the second batch)",
+        rss_second.saturating_sub(rss_first) as f64 * 1024.0 / f64::from(jobs),
         "bytes",
     );
     let failed = client
