@@ -7,7 +7,7 @@ use std::num::{NonZeroU8, NonZeroU32, NonZeroUsize};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use foca::{Foca, Notification, PeriodicParams, PostcardCodec, Runtime, Timer};
+use foca::{Foca, Member, Notification, PeriodicParams, PostcardCodec, Runtime, Timer};
 use rand010::rngs::SmallRng;
 use rand010::{RngExt, SeedableRng};
 use xtreem_directory::{DynamicSample, StaticDescriptor};
@@ -253,6 +253,70 @@ impl<I: GossipId, S: DescriptorSink> Agent<I, S> {
         foca.announce(seed, &mut out).map_err(GossipError::from)
     }
 
+    /// Installs an already-formed member list in one step: every identity
+    /// given becomes a member believed alive at incarnation 0, without
+    /// queueing a membership update per member for dissemination. Returns
+    /// how many members are active afterwards.
+    ///
+    /// This is the state a node holds once a join to a formed site has
+    /// completed (its seed's `Feed` plus the updates that followed), so
+    /// starting there models "the site has been running" without
+    /// replaying the join storm that led to it; the simulator uses it for
+    /// large sites (a real join of N nodes costs about N³ with foca 2's
+    /// member list). What it does not do:
+    ///
+    /// * It installs membership only, never descriptors: those still
+    ///   arrive signed through gossip (or the caller's own already
+    ///   verified store) and are checked against the roster as usual.
+    /// * It tells nobody: the other members learn about this node from its
+    ///   probes and gossip, as after any join. A daemon must not pass
+    ///   identities it has not learned from the site (e.g. the roster
+    ///   alone says who may join, not who is up), or it would probe and
+    ///   then declare down nodes that never ran.
+    ///
+    /// This node's own identity is skipped; an earlier life of it (same
+    /// address, other incarnation) is recorded as down, as foca does for
+    /// any update about it. Like any update, a member already held in a
+    /// newer state keeps it. The agent becomes connected (and asks for its
+    /// probe and gossip timers through [`Event::Timer`]) when at least one
+    /// member is active, and reports each new member as
+    /// [`Event::MemberUp`].
+    ///
+    /// foca 2 still looks each identity up in its `Vec` of members, so
+    /// seeding N members costs about N²/2 comparisons (some 20 ms at
+    /// 10,000 members; a join costs that and more).
+    ///
+    /// ```
+    /// # use std::sync::{Arc, Mutex};
+    /// # use xtreem_directory::StaticDescriptor;
+    /// # use xtreem_gossip::{Agent, Counters, DescriptorSink, Event, GossipConfig, Keyring, NodeId, Roster, SiteKey, StaticVerifier};
+    /// # struct Sink;
+    /// # impl DescriptorSink for Sink {
+    /// #     fn known_version(&self, _: &str) -> Option<u64> { None }
+    /// #     fn accept(&mut self, _: Arc<StaticDescriptor>) {}
+    /// # }
+    /// let id = |name: &str, port| NodeId { name: name.into(), addr: ([127, 0, 0, 1], port).into(), incarnation: 0 };
+    /// let verifier = Arc::new(Mutex::new(StaticVerifier::new(Roster::new(Vec::<(String, [u8; 32])>::new()))));
+    /// let mut agent = Agent::new(id("a", 1), GossipConfig::lan(3), Keyring::new(SiteKey::new(1, [1; 32]), None),
+    ///     verifier, Sink, Arc::new(Counters::default()), 1);
+    /// assert_eq!(agent.warm_start([id("a", 1), id("b", 2), id("c", 3)])?, 2);
+    /// assert!(!agent.take_events().iter().any(|e| matches!(e, Event::Send { .. })));
+    /// # Ok::<(), xtreem_gossip::GossipError>(())
+    /// ```
+    pub fn warm_start(
+        &mut self,
+        members: impl IntoIterator<Item = I>,
+    ) -> Result<usize, GossipError> {
+        let own = self.foca.identity().clone();
+        let updates = members
+            .into_iter()
+            .filter(|id| *id != own)
+            .map(Member::alive);
+        let (foca, mut out) = self.outbox();
+        foca.apply_many(updates, false, &mut out)?;
+        Ok(foca.num_members())
+    }
+
     /// Feeds a timer event previously asked for with [`Event::Timer`].
     pub fn handle_timer(&mut self, timer: Timer<I>) {
         let (foca, mut out) = self.outbox();
@@ -429,5 +493,114 @@ impl<I: GossipId, S: DescriptorSink> Agent<I, S> {
         if let Err(e) = foca.leave_cluster(&mut out) {
             tracing::debug!(error = %e, "leaving gossip");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::SiteKey;
+    use crate::identity::NodeId;
+    use crate::signing::Roster;
+
+    #[derive(Default)]
+    struct NoSink;
+
+    impl DescriptorSink for NoSink {
+        fn known_version(&self, _node: &str) -> Option<u64> {
+            None
+        }
+        fn accept(&mut self, _descriptor: Arc<StaticDescriptor>) {}
+    }
+
+    fn id(name: &str, port: u16, incarnation: u16) -> NodeId {
+        NodeId {
+            name: name.to_owned(),
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            incarnation,
+        }
+    }
+
+    fn agent(me: NodeId) -> Agent<NodeId, NoSink> {
+        let verifier = Arc::new(Mutex::new(StaticVerifier::new(Roster::new(Vec::<(
+            String,
+            [u8; 32],
+        )>::new(
+        )))));
+        Agent::new(
+            me,
+            GossipConfig::lan(5),
+            Keyring::new(SiteKey::new(1, [3; 32]), None),
+            verifier,
+            NoSink,
+            Arc::new(Counters::default()),
+            7,
+        )
+    }
+
+    #[test]
+    fn a_warm_start_installs_members_without_sending_anything() {
+        let me = id("n1", 1001, 0);
+        let mut a = agent(me.clone());
+        let others: Vec<NodeId> = (2..=5).map(|i| id(&format!("n{i}"), 1000 + i, 0)).collect();
+        // Our own identity and an earlier life of it are in the list too.
+        let mut given = others.clone();
+        given.push(me.clone());
+        given.push(id("n1", 1001, u16::MAX));
+        assert_eq!(a.warm_start(given).unwrap(), 4);
+        assert_eq!(a.alive_count(), 4);
+        let mut alive: Vec<&NodeId> = a.alive_members().collect();
+        alive.sort_by_key(|m| m.addr);
+        assert_eq!(alive, others.iter().collect::<Vec<_>>());
+        // Nothing queued for dissemination and nothing sent: the site is
+        // taken to know all of it already.
+        assert_eq!(a.foca.updates_backlog(), 0);
+        let events = a.take_events();
+        assert!(!events.iter().any(|e| matches!(e, Event::Send { .. })));
+        let ups = events
+            .iter()
+            .filter(|e| matches!(e, Event::MemberUp(_)))
+            .count();
+        assert_eq!(ups, 4);
+        assert!(events.contains(&Event::Connected));
+        // Connected: the probe timer is asked for.
+        assert!(events.iter().any(|e| matches!(
+            e,
+            Event::Timer {
+                timer: Timer::ProbeRandomMember(_),
+                ..
+            }
+        )));
+
+        // Applying the same list again changes nothing.
+        assert_eq!(a.warm_start(others).unwrap(), 4);
+        assert!(a.take_events().is_empty());
+    }
+
+    #[test]
+    fn a_warm_started_agent_probes_its_members() {
+        let mut a = agent(id("n1", 1001, 0));
+        a.warm_start([id("n2", 1002, 0)]).unwrap();
+        let probe = a
+            .take_events()
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Timer {
+                    timer: timer @ Timer::ProbeRandomMember(_),
+                    ..
+                } => Some(timer),
+                _ => None,
+            })
+            .unwrap();
+        a.handle_timer(probe);
+        let sent: Vec<NodeId> = a
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Send { to, .. } => Some(to),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(sent, vec![id("n2", 1002, 0)]);
     }
 }

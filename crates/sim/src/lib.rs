@@ -37,15 +37,23 @@
 //!
 //! # Limits
 //!
-//! * Membership always forms by real joins: nodes start in waves of 50
-//!   every 100 ms and announce to a replica; SWIM spreads them. foca 2.0
-//!   keeps members in a `Vec` and looks every received update up linearly
-//!   (`Members::apply`), so a join storm costs about
-//!   N² · max_transmissions lookups of O(N) each: seconds at 400 nodes,
-//!   minutes at 1,000-4,000, hours at 10,000. The gossip crate offers no
-//!   way to seed a member list (foca's `apply_many(.., do_broadcast:
-//!   false, ..)` is not exposed), which is what a 10,000-node warm start
-//!   would need.
+//! * Up to [`scenarios::WARM_START_ABOVE`] nodes, membership forms by
+//!   real joins: nodes start in waves of 50 every 100 ms and announce to a
+//!   replica; SWIM spreads them. foca 2.0 keeps members in a `Vec` and
+//!   looks every received update up linearly (`Members::apply`), so a join
+//!   storm costs about N² · max_transmissions lookups of O(N) each:
+//!   seconds at 400 nodes, minutes at 1,000-4,000, hours at 10,000.
+//! * Above it, the site starts formed ([`world::World::warm_start_all`]):
+//!   each node, at a random instant within 30 s (the longest periodic
+//!   interval, so timers have random phases as in a running site), gets
+//!   every node as an alive member through [`xtreem_gossip::Agent::warm_start`]
+//!   (foca's `apply_many(.., do_broadcast: false, ..)`: nothing is
+//!   re-gossiped, as in a site whose joins finished long ago). That still
+//!   costs N²/2 comparisons per node, N³/2 in all: about 200 s of the
+//!   ~4 minutes a 10,000-node run takes. It installs membership only;
+//!   descriptors come from the preload below or signed by gossip, and a
+//!   change always spreads by gossip. What this leaves unmeasured is the
+//!   formation of a large site (the join storm), not its steady state.
 //! * foca's `Broadcasts::fill_with_len_prefix` pops the whole custom
 //!   broadcast backlog whenever a packet has room left that no item fits,
 //!   so while descriptors flood (N items in every node's backlog) every
@@ -53,8 +61,11 @@
 //!   warm-up.
 //! * Above [`scenarios::PRELOAD_ABOVE`] nodes, views start holding every
 //!   node's first descriptor (as if the site had been running): spreading
-//!   N descriptors from scratch is N² deliveries. Nodes still publish and
-//!   republish over gossip, and changes always spread by gossip.
+//!   N descriptors from scratch is N² deliveries, and when N nodes publish
+//!   at once each node's backlog holds N items that leave a few per
+//!   packet, so the flood lasts minutes at 1,000 nodes (tens of KB/s per
+//!   node meanwhile). Nodes still publish and republish over gossip, and
+//!   changes always spread by gossip.
 //! * The warm-up ends when every node holds every other as up and
 //!   [`world::WARM_DESCRIPTOR_COVERAGE`] of the descriptors are held:
 //!   epidemic spreading with bounded retransmissions leaves a few holes,

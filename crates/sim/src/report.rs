@@ -11,8 +11,13 @@ pub struct SiteReport {
     pub warmup_sim_ms: u64,
     pub warmup_converged: bool,
     /// Whether views started with every node's first descriptor (see the
-    /// crate docs); membership always forms by real joins.
+    /// crate docs).
     pub descriptors_preloaded: bool,
+    /// Whether membership started formed ([`crate::world::World::warm_start_all`])
+    /// instead of by real joins; the warm-up is then only the nodes'
+    /// start instants, spread over the longest periodic interval (30 s)
+    /// so that periodic traffic runs at its steady rate.
+    pub membership_warm_started: bool,
     /// At the end of the warm-up: the share of (node, other alive node)
     /// pairs where the first holds the second as up, and the share of
     /// (node, descriptor) pairs held. Epidemic spreading with a bounded

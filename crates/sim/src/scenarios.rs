@@ -9,7 +9,7 @@ use rand010::{RngExt, SeedableRng};
 use xtreem_directory::{Directory, Query, SiteSummary};
 use xtreem_gossip::GossipConfig;
 
-use crate::clock::{MS, Micros, SEC};
+use crate::clock::{MS, Micros, SEC, micros};
 use crate::descriptors::{SiteProfile, sample, site_name};
 use crate::id::{ensure_names, node_name};
 use crate::network::NetworkConfig;
@@ -47,7 +47,12 @@ pub struct SiteOptions {
     /// Start views holding every node's first descriptor (see the crate
     /// docs). [`run_site`] does so above [`PRELOAD_ABOVE`] nodes.
     pub preload_descriptors: bool,
-    /// Nodes joining per wave, and time between waves.
+    /// Start every node as a member of an already-formed site
+    /// ([`World::warm_start_all`], foca's `apply_many` without
+    /// re-gossiping) instead of forming membership by real joins.
+    /// [`run_site`] does so above [`WARM_START_ABOVE`] nodes.
+    pub warm_start: bool,
+    /// Nodes joining per wave, and time between waves (real joins only).
     pub join_batch: u32,
     pub join_spacing_ms: u64,
     /// Give up waiting for convergence after this much simulated time.
@@ -61,10 +66,21 @@ pub struct SiteOptions {
 /// N descriptors to N nodes from scratch is N² deliveries.
 pub const PRELOAD_ABOVE: u32 = 1000;
 
+/// Period of foca's own periodic announce (its `Config::new_lan`, which
+/// [`GossipConfig`] keeps): each node asks one member for a `Feed` this
+/// often.
+const FOCA_PERIODIC_ANNOUNCE: Micros = 30 * SEC;
+
+/// Above this many nodes [`run_site`] warm-starts membership: real joins
+/// cost about N³ with foca 2's member list (minutes at 4,000 nodes, hours
+/// at 10,000; see the crate docs).
+pub const WARM_START_ABOVE: u32 = 1000;
+
 impl SiteOptions {
     pub fn for_scenario(s: &SiteScenario) -> SiteOptions {
         SiteOptions {
             preload_descriptors: s.nodes > PRELOAD_ABOVE,
+            warm_start: s.nodes > WARM_START_ABOVE,
             join_batch: 50,
             join_spacing_ms: 100,
             warmup_limit_secs: 120,
@@ -96,7 +112,20 @@ fn site_world(s: &SiteScenario, o: &SiteOptions, profile: SiteProfile) -> World 
 /// Starts the world and runs it until it converges (or the limit);
 /// returns (converged, warm-up time).
 fn warm_up(w: &mut World, o: &SiteOptions) -> (bool, Micros) {
-    w.start_all(o.join_batch, o.join_spacing_ms * MS);
+    if o.warm_start {
+        // Start instants over the longest periodic interval, so that every
+        // periodic exchange (probes, republishing, foca's announce) has
+        // random phases as in a running site.
+        let c = &w.config;
+        let longest = c
+            .probe_period
+            .max(c.republish_interval)
+            .max(c.announce_to_down_interval);
+        let spread = micros(longest).max(FOCA_PERIODIC_ANNOUNCE);
+        w.warm_start_all(spread);
+    } else {
+        w.start_all(o.join_batch, o.join_spacing_ms * MS);
+    }
     let limit = o.warmup_limit_secs * SEC;
     let converged = w.run_while(250 * MS, limit, |w| w.now() > 0 && w.converged());
     (converged, w.now())
@@ -217,6 +246,7 @@ pub fn run_site_with(s: &SiteScenario, o: &SiteOptions) -> SiteReport {
         warmup_sim_ms: warmup / MS,
         warmup_converged: converged,
         descriptors_preloaded: o.preload_descriptors,
+        membership_warm_started: o.warm_start,
         warmup_membership_coverage: membership_coverage,
         warmup_descriptor_coverage: descriptor_coverage,
         change_reach_99_ms: never(change_99),

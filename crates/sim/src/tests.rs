@@ -206,3 +206,90 @@ fn a_small_federation_prunes_sites() {
         "forwarded queries pay two inter-site trips: {r:#?}"
     );
 }
+
+fn warm(nodes: u32, seed: u64) -> SiteReport {
+    let s = SiteScenario {
+        nodes,
+        seed,
+        replicas: 3,
+        dynamic_interval_ms: 2000,
+        steady_secs: 3,
+    };
+    let mut o = SiteOptions::for_scenario(&s);
+    // As run_site does for large sites: membership formed, views holding
+    // every node's first descriptor.
+    o.warm_start = true;
+    o.preload_descriptors = true;
+    o.warmup_limit_secs = 30;
+    o.observe_limit_secs = 20;
+    run_site_with(&s, &o)
+}
+
+#[test]
+fn a_warm_started_site_spreads_a_change_and_detects_a_failure() {
+    let r = warm(300, 21);
+    assert!(r.membership_warm_started && r.descriptors_preloaded);
+    assert!(r.warmup_converged, "{r:#?}");
+    assert_eq!(r.warmup_membership_coverage, 1.0, "{r:#?}");
+    // The warm-up is only the nodes' start instants (spread over 30 s).
+    assert!(r.warmup_sim_ms <= 30_250, "{r:#?}");
+    // The new version travels signed by gossip to every node.
+    assert_eq!(r.change_reached_count, 300, "{r:#?}");
+    assert!(r.change_reach_99_ms <= 3_000, "{r:#?}");
+    assert_eq!(r.failure_detected_count, 299, "{r:#?}");
+    assert!(
+        r.failure_first_detect_ms <= r.failure_detect_99_ms,
+        "{r:#?}"
+    );
+    assert!(r.failure_detect_99_ms <= 10_000, "{r:#?}");
+    // Steady traffic (probes, republishing, announces, dynamic pushes)
+    // stays below the 10 KB/s goal even for the busiest node.
+    assert!(r.gossip_bytes_per_node_per_s > 0.0);
+    assert!(r.gossip_bytes_per_node_per_s < 2_000.0, "{r:#?}");
+    assert!(r.gossip_bytes_per_node_per_s_max < 10_000.0, "{r:#?}");
+    assert_eq!(r.replica_directory_nodes, 300);
+    assert_eq!(r.replica_directory_with_dynamic, 300);
+    assert_eq!(
+        (
+            r.rejected_forged,
+            r.dropped_unauthenticated,
+            r.dropped_malformed
+        ),
+        (0, 0, 0)
+    );
+    // The same seed gives the same run.
+    assert_eq!(
+        without_host_measures(r),
+        without_host_measures(warm(300, 21))
+    );
+}
+
+#[test]
+fn a_warm_start_joins_nobody_and_descriptors_still_come_by_gossip() {
+    let mut rng = SmallRng::seed_from_u64(4);
+    let setup = SiteSetup {
+        nodes: 60,
+        replicas: 3,
+        seed: 4,
+        network: NetworkConfig::default(),
+        gossip: GossipConfig::lan(60),
+        preload_descriptors: false,
+    };
+    let mut w = World::new(&setup, SiteProfile::draw(&mut rng, 0));
+    w.warm_start_all(500 * MS);
+    // Within the spread every node holds every other as up, without any
+    // announce.
+    w.run_until(500 * MS);
+    assert!(w.nodes.iter().all(|n| n.members_up == 59));
+    assert!(w.nodes.iter().all(|n| n.agent.alive_count() == 59));
+    assert_eq!(w.coverage().0, 1.0);
+    assert_eq!(w.stats.rejoined, 0);
+    // Membership is all a warm start installs: the descriptors arrive by
+    // gossip, each checked against the roster.
+    let held = w.coverage().1;
+    assert!(held < 0.5, "descriptors appeared without gossip: {held}");
+    let ok = w.run_while(250 * MS, 30 * SEC, |w| w.coverage().1 >= 0.999);
+    assert!(ok, "descriptors did not spread: {:?}", w.coverage());
+    let c = w.counters();
+    assert_eq!((c.rejected_forged, c.dropped_malformed), (0, 0));
+}

@@ -63,6 +63,12 @@ pub enum Ev {
         life: u32,
         seed: Option<u32>,
     },
+    /// Publish the descriptor and install every alive node as a member
+    /// ([`Agent::warm_start`]): a member of an already-formed site.
+    WarmStart {
+        node: u32,
+        life: u32,
+    },
     /// Announce again if the node still knows no member.
     JoinCheck {
         node: u32,
@@ -265,6 +271,30 @@ impl World {
         }
     }
 
+    /// Starts every node as a member of a site that has already formed:
+    /// at a random instant within `spread`, each node publishes its
+    /// descriptor and gets every alive node as a member through
+    /// [`Agent::warm_start`], without any join. Membership updates are not
+    /// re-gossiped (the site is taken to know them); descriptors still
+    /// travel signed by gossip unless the views were preloaded, and
+    /// republishing starts at its steady rate. A node probed before its
+    /// own instant learns the prober as from any packet (and starts its
+    /// timers then).
+    ///
+    /// The spread sets the phases of each node's periodic timers (probe,
+    /// gossip, foca's announce): spread over the longest period, they are
+    /// as random as in a site that has been running, so bytes measured
+    /// afterwards are the steady rate.
+    pub fn warm_start_all(&mut self, spread: Micros) {
+        for i in 0..self.len() {
+            let n = &mut self.nodes[i as usize];
+            n.alive = true;
+            let life = n.life;
+            let at = self.rng.random_range(0..spread.max(1));
+            self.queue.at(at, Ev::WarmStart { node: i, life });
+        }
+    }
+
     /// Runs every event due up to `until`, then sets now to `until`.
     pub fn run_until(&mut self, until: Micros) {
         while let Some((_, ev)) = self.queue.pop_until(until) {
@@ -311,7 +341,13 @@ impl World {
             }
             Ev::Start { node, life, seed } => {
                 if self.live(node, life) {
-                    self.start_node(node, seed);
+                    self.start_node(node, seed, false);
+                }
+            }
+            Ev::WarmStart { node, life } => {
+                if self.live(node, life) {
+                    self.start_node(node, None, true);
+                    self.warm_start_node(node);
                 }
             }
             Ev::JoinCheck { node, life } => {
@@ -351,7 +387,12 @@ impl World {
         *self.nodes[node as usize].agent.identity()
     }
 
-    fn start_node(&mut self, node: u32, seed: Option<u32>) {
+    /// Publishes the node's descriptor and, with a `seed`, announces to
+    /// it. A joining node republishes first after one interval plus a
+    /// random phase; a node of a formed site (`formed`) after a random
+    /// phase within one interval, so that republishing runs at its steady
+    /// rate from the start (every node republished at some point before).
+    fn start_node(&mut self, node: u32, seed: Option<u32>, formed: bool) {
         let life = self.nodes[node as usize].life;
         {
             let n = &mut self.nodes[node as usize];
@@ -370,10 +411,25 @@ impl World {
         }
         let every = micros(self.config.republish_interval).max(SEC);
         let phase = self.rng.random_range(0..every);
-        self.queue
-            .after(every + phase, Ev::Republish { node, life });
+        let first = if formed { phase + 1 } else { every + phase };
+        self.queue.after(first, Ev::Republish { node, life });
         self.drain(node);
         self.check_change(node);
+    }
+
+    fn warm_start_node(&mut self, node: u32) {
+        let members: Vec<SimId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.alive)
+            .map(|n| *n.agent.identity())
+            .collect();
+        if let Err(e) = self.nodes[node as usize].agent.warm_start(members) {
+            // Only an update about this node's own identity can fail, and
+            // warm_start skips it.
+            unreachable!("warm start of a simulated node failed: {e}");
+        }
+        self.drain(node);
     }
 
     fn deliver(&mut self, to: u32, packet: &[u8]) {
