@@ -196,7 +196,7 @@ pub async fn run(_ctx: &Context, args: DemoArgs) -> anyhow::Result<()> {
         total,
         "jobs: alice submits a 3-process job and an array; each job places itself (no central scheduler)",
     );
-    jobs_demo(&grid, &users).await?;
+    jobs_demo(&mut grid, &users).await?;
 
     if args.keep {
         let admin_dir = grid.admin_dir();
@@ -435,7 +435,7 @@ async fn directory_demo(grid: &Grid, users: &[(String, std::path::PathBuf)]) -> 
 
 /// Alice submits a multi-process job and an array, lists them with `xps`,
 /// waits, and prints what they wrote.
-async fn jobs_demo(grid: &Grid, users: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
+async fn jobs_demo(grid: &mut Grid, users: &[(String, std::path::PathBuf)]) -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         println!("  (skipped: running jobs under mapped accounts in cgroups needs root)");
         return Ok(());
@@ -447,7 +447,10 @@ async fn jobs_demo(grid: &Grid, users: &[(String, std::path::PathBuf)]) -> anyho
     let token = profile.token(None).context("saved credential")?;
     let endpoint = grid.node(0).rpc.clone();
     let mut client = xtreem_client::JobsClient::connect(&profile, &endpoint, false, Some(token))?;
-    let units = grid.len().min(3);
+    let running = (0..grid.len())
+        .filter(|&i| grid.node_mut(i).is_running())
+        .count();
+    let units = running.clamp(1, 3);
     let spec = format!(
         "name = \"hello\"\nexecutable = \"/bin/sh\"\nargs = [\"-c\", \"echo rank $XOS_RANK of $XOS_SIZE on $XOS_NODE as uid $(id -u); sleep 1\"]\ncount = {units}\nper_node = 1\n[resources]\ncores = 1\nmemory = \"64MiB\"\nwalltime = \"1m\"\n"
     );
@@ -503,7 +506,9 @@ async fn jobs_demo(grid: &Grid, users: &[(String, std::path::PathBuf)]) -> anyho
     for line in render(&["ID", "NAME", "USER", "STATE", "NODES", "EXIT"], &rows) {
         println!("    {line}");
     }
-    let info = client.wait(&job).await?;
+    let info = tokio::time::timeout(Duration::from_secs(60), client.wait(&job))
+        .await
+        .context("the demo job did not end within 60 s")??;
     println!(
         "  $ xwait {job}\n    {}: {} ({})",
         info.id, info.state, info.exit
@@ -519,7 +524,9 @@ async fn jobs_demo(grid: &Grid, users: &[(String, std::path::PathBuf)]) -> anyho
         );
     }
     for id in &array {
-        client.wait(id).await?;
+        tokio::time::timeout(Duration::from_secs(60), client.wait(id))
+            .await
+            .context("a demo array job did not end within 60 s")??;
         let mut out = Vec::new();
         client.logs(id, false, false, &mut out).await?;
         println!(

@@ -1,7 +1,6 @@
 //! `xos nodes`, `xos services` and `xos node members`.
 
-use anyhow::bail;
-use xtreem_client::{DirectoryClient, Profile};
+use xtreem_client::DirectoryClient;
 use xtreem_directory::{NodeRecord, format_bytes};
 use xtreem_proto::directory as pb;
 
@@ -13,22 +12,7 @@ impl Context {
     /// A directory client: with the user's VO credential if there is one,
     /// else with the site administrator certificate.
     fn directory_client(&self, vo: Option<&str>) -> anyhow::Result<DirectoryClient> {
-        let profile = Profile::load(&self.config_dir)?;
-        let endpoint = self
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| profile.endpoint.clone());
-        let token = profile.token(vo);
-        let as_admin = token.is_none() && profile.admin.is_some();
-        if !as_admin && token.is_none() {
-            bail!(xtreem_client::ClientError::NoCredentials {
-                dir: self.config_dir.display().to_string(),
-                hint: format!(
-                    "no credential for {}; run `xos login`",
-                    vo.unwrap_or("any VO")
-                ),
-            });
-        }
+        let (profile, endpoint, as_admin, token) = self.user_or_admin(vo)?;
         Ok(DirectoryClient::connect(
             &profile, &endpoint, as_admin, token,
         )?)

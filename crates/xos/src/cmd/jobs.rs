@@ -3,8 +3,8 @@
 
 use std::io::Read;
 
-use anyhow::{Context as _, bail};
-use xtreem_client::{JobsClient, Profile};
+use anyhow::Context as _;
+use xtreem_client::JobsClient;
 use xtreem_directory::format_bytes;
 use xtreem_proto::jobs as pb;
 use xtreem_util::time::unix_now_millis;
@@ -17,22 +17,7 @@ impl Context {
     /// A jobs client: with the user's VO credential if there is one, else
     /// with the site administrator certificate.
     pub fn jobs_client(&self, vo: Option<&str>) -> anyhow::Result<JobsClient> {
-        let profile = Profile::load(&self.config_dir)?;
-        let endpoint = self
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| profile.endpoint.clone());
-        let token = profile.token(vo);
-        let as_admin = token.is_none() && profile.admin.is_some();
-        if !as_admin && token.is_none() {
-            bail!(xtreem_client::ClientError::NoCredentials {
-                dir: self.config_dir.display().to_string(),
-                hint: format!(
-                    "no credential for {}; run `xos login`",
-                    vo.unwrap_or("any VO")
-                ),
-            });
-        }
+        let (profile, endpoint, as_admin, token) = self.user_or_admin(vo)?;
         Ok(JobsClient::connect(&profile, &endpoint, as_admin, token)?)
     }
 }

@@ -30,6 +30,32 @@ impl Context {
         Ok(Credentials::load(&self.config_dir)?)
     }
 
+    /// How a user-facing service is called: the profile, the endpoint, and
+    /// the user's VO credential if there is one, else the site administrator
+    /// certificate (`as_admin`).
+    pub fn user_or_admin(
+        &self,
+        vo: Option<&str>,
+    ) -> anyhow::Result<(xtreem_client::Profile, String, bool, Option<String>)> {
+        let profile = xtreem_client::Profile::load(&self.config_dir)?;
+        let endpoint = self
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| profile.endpoint.clone());
+        let token = profile.token(vo);
+        let as_admin = token.is_none() && profile.admin.is_some();
+        if !as_admin && token.is_none() {
+            anyhow::bail!(xtreem_client::ClientError::NoCredentials {
+                dir: self.config_dir.display().to_string(),
+                hint: format!(
+                    "no credential for {}; run `xos login`",
+                    vo.unwrap_or("any VO")
+                ),
+            });
+        }
+        Ok((profile, endpoint, as_admin, token))
+    }
+
     /// A client for --endpoint, or for the endpoint saved with the credentials.
     pub fn client(&self) -> anyhow::Result<Client> {
         let credentials = self.credentials()?;
