@@ -15,6 +15,7 @@ use xtreem_proto::jobs as pb;
 use xtreem_util::roles::Role;
 use xtreem_util::time::unix_now_millis;
 
+use super::clock;
 use super::machine::JobCommand;
 use super::peers;
 use super::record::{
@@ -1282,8 +1283,4 @@ fn signal_name(signal: i32) -> String {
     nix::sys::signal::Signal::try_from(signal)
         .map(|s| s.as_str().to_owned())
         .unwrap_or_else(|_| format!("signal {signal}"))
-}
-
-fn clock(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
 }

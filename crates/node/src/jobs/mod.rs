@@ -47,6 +47,14 @@ pub struct JobsState {
     pub peers: peers::Peers,
 }
 
+/// A time for people: RFC 3339, to the second.
+fn clock(unix_ms: u64) -> String {
+    humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(unix_ms),
+    )
+    .to_string()
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

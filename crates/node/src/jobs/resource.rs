@@ -18,10 +18,7 @@ use xtreem_proto::jobs as pb;
 use xtreem_token::Claims;
 use xtreem_util::time::unix_now_millis;
 
-fn clock(ms: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
+use super::clock;
 use super::machine::JobCommand;
 use super::peers;
 use super::record::{Exit, LocalUnit, Owner, Reservation, UnitRecord, UnitState, Usage};

@@ -100,14 +100,23 @@ pub fn who<T>(
     let peer = crate::rpc::caller(request, shared, peer.kind, "jobs")?;
     match peer.kind {
         PrincipalKind::Admin => Ok(Who::SiteAdmin(peer.name)),
-        PrincipalKind::Node => match on_behalf {
-            Some(b) if !b.token.is_empty() => user(shared, &b.token),
-            Some(b) if !b.admin.is_empty() => Ok(Who::SiteAdmin(b.admin.clone())),
-            _ => Err(Status::permission_denied(format!(
-                "{} may ask about jobs only on behalf of a user or administrator",
-                peer.name
-            ))),
-        },
+        PrincipalKind::Node => speaking_for(shared, on_behalf, &peer.name),
+    }
+}
+
+/// Who a node of this site forwards a request for: a user's credential
+/// (checked here again) or an administrator the first node checked.
+fn speaking_for(
+    shared: &NodeShared,
+    on_behalf: Option<&pb::OnBehalf>,
+    node: &str,
+) -> Result<Who, Status> {
+    match on_behalf {
+        Some(b) if !b.token.is_empty() => user(shared, &b.token),
+        Some(b) if !b.admin.is_empty() => Ok(Who::SiteAdmin(b.admin.clone())),
+        _ => Err(Status::permission_denied(format!(
+            "{node} may ask about jobs only on behalf of a user or administrator"
+        ))),
     }
 }
 
@@ -1067,15 +1076,7 @@ impl JobExec for JobExecService {
     async fn local_jobs(&self, request: Request<pb::LocalJobsRequest>) -> R<pb::ListResponse> {
         self.node(&request)?;
         let filter = request.into_inner().filter.unwrap_or_default();
-        let who = match filter.on_behalf.as_ref() {
-            Some(b) if !b.token.is_empty() => user(&self.shared, &b.token)?,
-            Some(b) if !b.admin.is_empty() => Who::SiteAdmin(b.admin.clone()),
-            _ => {
-                return Err(Status::permission_denied(
-                    "a job list is asked on behalf of someone",
-                ));
-            }
-        };
+        let who = speaking_for(&self.shared, filter.on_behalf.as_ref(), "a node")?;
         Ok(Response::new(pb::ListResponse {
             jobs: local_jobs(&self.shared, &who, &filter),
             notes: Vec::new(),
@@ -1137,15 +1138,7 @@ impl JobExec for JobExecService {
     async fn local_acct(&self, request: Request<pb::AcctRequest>) -> R<pb::AcctResponse> {
         self.node(&request)?;
         let req = request.into_inner();
-        let who = match req.on_behalf.as_ref() {
-            Some(b) if !b.token.is_empty() => user(&self.shared, &b.token)?,
-            Some(b) if !b.admin.is_empty() => Who::SiteAdmin(b.admin.clone()),
-            _ => {
-                return Err(Status::permission_denied(
-                    "usage is asked on behalf of someone",
-                ));
-            }
-        };
+        let who = speaking_for(&self.shared, req.on_behalf.as_ref(), "a node")?;
         let records = local_usage(&self.shared, &who)
             .iter()
             .filter_map(|u| serde_json::to_string(u).ok())
