@@ -41,10 +41,14 @@ pub struct GossipConfig {
 impl GossipConfig {
     /// Defaults for a site's LAN: a dead node is suspected within about a
     /// second and declared down two seconds later.
+    ///
+    /// The 250 ms probe period keeps the slowest detections of a
+    /// 10,000-node site under 5 s (with 500 ms, 3 of 30 simulated failures
+    /// took 5.1-5.3 s); it costs about 300 B/s more per node.
     pub fn lan(cluster_size_hint: u32) -> GossipConfig {
         GossipConfig {
-            probe_period: Duration::from_millis(500),
-            probe_rtt: Duration::from_millis(200),
+            probe_period: Duration::from_millis(250),
+            probe_rtt: Duration::from_millis(125),
             suspect_to_down: Duration::from_secs(2),
             gossip_interval: Duration::from_millis(200),
             gossip_fanout: 3,
