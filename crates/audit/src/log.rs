@@ -1,11 +1,14 @@
 //! The writer: one open log file per node, appended under a mutex and
-//! flushed before a record is acknowledged.
+//! flushed before a record is acknowledged. Flushes are shared (group
+//! commit): records appended while one `fdatasync` runs are flushed
+//! together by the next, so concurrent requests do not queue behind one
+//! flush each.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{AuditError, Result};
@@ -21,6 +24,10 @@ pub struct AuditLog {
     path: PathBuf,
     node: String,
     state: Mutex<State>,
+    /// Signalled when a flush ends.
+    flushed: Condvar,
+    /// A second descriptor of the file, flushed without holding `state`.
+    flusher: File,
 }
 
 #[derive(Debug)]
@@ -34,6 +41,10 @@ struct State {
     len: u64,
     /// False after a failure that left the file's contents in doubt.
     usable: bool,
+    /// Length known to be on disk.
+    synced_len: u64,
+    /// A flush is running.
+    flushing: bool,
 }
 
 impl AuditLog {
@@ -117,6 +128,7 @@ impl AuditLog {
                 "audit log ended in an incomplete record (a write was interrupted); removed it",
             );
         }
+        let flusher = file.try_clone().map_err(open_err)?;
         Ok(AuditLog {
             path: path.to_path_buf(),
             node: node.to_owned(),
@@ -126,7 +138,11 @@ impl AuditLog {
                 hash,
                 len: complete_len,
                 usable: true,
+                synced_len: complete_len,
+                flushing: false,
             }),
+            flushed: Condvar::new(),
+            flusher,
         })
     }
 
@@ -160,20 +176,54 @@ impl AuditLog {
                 source,
             });
         }
-        if let Err(source) = state.file.sync_data() {
-            // After a failed fsync the kernel may have dropped the dirty
-            // pages or may still write them; a retry can falsely succeed.
-            // Refuse further records until a reopen re-reads the tail.
-            state.usable = false;
-            return Err(AuditError::Flush {
-                path: self.path.clone(),
-                source,
-            });
-        }
         state.len += encoded.line.len() as u64;
         state.seq = seq;
         state.hash.clone_from(&encoded.record.hash);
+        let end = state.len;
+        self.flush_through(guard, end)?;
         Ok(encoded.record)
+    }
+
+    /// Returns once the file is on disk up to `end`: flushes it, or waits
+    /// for the flush that is running and then flushes what came after.
+    fn flush_through<'a>(
+        &'a self,
+        mut guard: std::sync::MutexGuard<'a, State>,
+        end: u64,
+    ) -> Result<()> {
+        loop {
+            if guard.synced_len >= end {
+                return Ok(());
+            }
+            if !guard.usable {
+                return Err(self.unusable());
+            }
+            if guard.flushing {
+                guard = self.flushed.wait(guard).map_err(|_| self.unusable())?;
+                continue;
+            }
+            guard.flushing = true;
+            let target = guard.len;
+            drop(guard);
+            let result = self.flusher.sync_data();
+            guard = self.state.lock().map_err(|_| self.unusable())?;
+            guard.flushing = false;
+            match result {
+                Ok(()) => guard.synced_len = guard.synced_len.max(target),
+                // After a failed fsync the kernel may have dropped the dirty
+                // pages or may still write them; a retry can falsely succeed.
+                // Refuse further records until a reopen re-reads the tail.
+                Err(source) => {
+                    guard.usable = false;
+                    self.flushed.notify_all();
+                    return Err(AuditError::Flush {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            }
+            self.flushed.notify_all();
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -264,6 +314,35 @@ mod tests {
     use crate::testutil::{event, log_with, read_lines, write_lines};
     use crate::verify;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn concurrent_appends_share_flushes_and_keep_one_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = std::sync::Arc::new(AuditLog::open(&path, "node-1").unwrap());
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        log.append(event(t * 100 + i)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(read_lines(&path).len(), 400);
+        let report = verify(&path).unwrap();
+        assert_eq!(report.records, 400);
+        assert!(report.is_intact(), "{report:?}");
+        let state = log.state.lock().unwrap();
+        assert_eq!(
+            state.synced_len, state.len,
+            "every acknowledged record is flushed"
+        );
+    }
 
     #[test]
     fn appended_records_form_a_chain_that_verifies() {
