@@ -12,7 +12,7 @@ use crate::schema::{Action, CedarNames};
 
 /// Facts about the user making a request, as established by authentication
 /// and the VO membership service.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct UserFacts {
     /// Certificate subject or user name; the `Xtreem::User` entity id.
     pub subject: String,
@@ -30,7 +30,7 @@ pub struct UserFacts {
 }
 
 /// What the request is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Resource {
     /// A machine of a site; `name` is the `Xtreem::Node` id.
@@ -91,7 +91,7 @@ impl Resource {
 
 /// Facts about the moment of the request, available to policies as
 /// `context.time_unix` and `context.cores`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RequestContext {
     /// Seconds since the Unix epoch.
     pub time_unix: i64,
@@ -101,7 +101,7 @@ pub struct RequestContext {
 }
 
 /// One authorization question: may `principal` do `action` on `resource`?
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct AuthzRequest {
     pub principal: UserFacts,
     pub action: Action,

@@ -9,6 +9,7 @@
 //! only that level's policies for the requested action.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 
 use cedar_policy::{
     ActionConstraint, Authorizer, Effect, Policy, PolicyId, PolicySet, ValidationMode, Validator,
@@ -89,7 +90,16 @@ pub struct PolicyStore {
     vo: HashMap<String, LevelPolicies>,
     site: HashMap<String, LevelPolicies>,
     user: HashMap<String, LevelPolicies>,
+    /// Decisions already taken. A decision is a pure function of the
+    /// request (whose context carries the time) and the policies, so a
+    /// repeated request (a burst of submissions, every launch of a user's
+    /// jobs) is answered from here until a policy changes; building the
+    /// Cedar request and its entities is most of a decision's cost.
+    decided: Mutex<HashMap<AuthzRequest, Decision>>,
 }
+
+/// Decisions kept at most; the memo starts over when full.
+const DECIDED_MAX: usize = 4096;
 
 impl Default for PolicyStore {
     fn default() -> Self {
@@ -107,6 +117,7 @@ impl PolicyStore {
             vo: HashMap::new(),
             site: HashMap::new(),
             user: HashMap::new(),
+            decided: Mutex::new(HashMap::new()),
         }
     }
 
@@ -165,7 +176,7 @@ impl PolicyStore {
     /// evaluation is a deny with the reason in `errors`, logged as a
     /// warning.
     pub fn authorize(&self, req: &AuthzRequest) -> Decision {
-        let decision = self.decide(req);
+        let decision = self.decide_once(req);
         if !decision.errors.is_empty() {
             tracing::warn!(
                 principal = %req.principal.subject,
@@ -184,6 +195,22 @@ impl PolicyStore {
                 ignored = ?decision.ignored,
                 "policy decision"
             );
+        }
+        decision
+    }
+
+    fn decide_once(&self, req: &AuthzRequest) -> Decision {
+        if let Ok(decided) = self.decided.lock()
+            && let Some(d) = decided.get(req)
+        {
+            return d.clone();
+        }
+        let decision = self.decide(req);
+        if let Ok(mut decided) = self.decided.lock() {
+            if decided.len() >= DECIDED_MAX {
+                decided.clear();
+            }
+            decided.insert(req.clone(), decision.clone());
         }
         decision
     }
@@ -235,7 +262,12 @@ impl PolicyStore {
         }
     }
 
+    /// The policies of `level`'s kind, to change: every decision taken so
+    /// far may change with them.
     fn map_mut(&mut self, level: &Level) -> &mut HashMap<String, LevelPolicies> {
+        if let Ok(decided) = self.decided.get_mut() {
+            decided.clear();
+        }
         match level {
             Level::Vo(_) => &mut self.vo,
             Level::Site(_) => &mut self.site,

@@ -115,6 +115,25 @@ fn default_deny_when_nothing_matches() {
 }
 
 #[test]
+fn a_repeated_request_follows_a_policy_change_and_removal() {
+    let mut store = store(&[("vo:demo", VO_SUBMIT)]);
+    let submit = req(user("alice", "demo"), Action::SubmitJob, node("n1", "lab"));
+    check(&store, &submit, true, &["vo:demo#0"]);
+    check(&store, &submit, true, &["vo:demo#0"]);
+    store
+        .set(
+            "site:lab".parse().unwrap(),
+            r#"@id("closed") forbid(principal, action, resource);"#,
+        )
+        .unwrap();
+    check(&store, &submit, false, &["site:lab#closed"]);
+    assert!(store.remove(&"site:lab".parse().unwrap()));
+    check(&store, &submit, true, &["vo:demo#0"]);
+    assert!(store.remove(&"vo:demo".parse().unwrap()));
+    check(&store, &submit, false, &[]);
+}
+
+#[test]
 fn site_forbid_beats_vo_permit() {
     let store = store(&[
         ("vo:demo", VO_SUBMIT),
