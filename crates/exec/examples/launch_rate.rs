@@ -95,6 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 pids: 64,
                 walltime: Some(Duration::from_secs(60)),
             },
+            credential: None,
         };
         let t0 = Instant::now();
         let status = exec.launch(&spec)?;

@@ -129,6 +129,7 @@ impl Executor {
         if supervisor.is_empty() {
             return Err(ExecError::Supervisor("no supervisor program given".into()));
         }
+        crate::statedir::prepare_private_parent(&root)?;
         fs::create_dir_all(&root).map_err(io_err(format!("creating {}", root.display())))?;
         fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
             .map_err(io_err(format!("setting the mode of {}", root.display())))?;

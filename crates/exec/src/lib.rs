@@ -42,6 +42,7 @@ mod executor;
 mod files;
 mod forkserver;
 mod spec;
+mod statedir;
 mod status;
 mod supervisor;
 
@@ -54,9 +55,10 @@ pub use error::ExecError;
 pub use executor::{Executor, FREEZE_TIMEOUT, LAUNCH_TIMEOUT, SUPERVISOR_LOST};
 pub use forkserver::FORK_SERVER_ARG;
 pub use spec::{
-    CPU_PERIOD_US, CheckpointSignal, DEFAULT_PATH, DEFAULT_PIDS, KILL_GRACE, LaunchSpec, Limits,
-    Stream, UNIT_NAME_MAX, validate_unit_name,
+    CPU_PERIOD_US, CREDENTIAL_PATH, CheckpointSignal, DEFAULT_PATH, DEFAULT_PIDS, KILL_GRACE,
+    LaunchSpec, Limits, Secret, Stream, UNIT_NAME_MAX, validate_unit_name,
 };
+pub use statedir::{is_tmpfs, prepare_private_parent, state_dir_for};
 pub use status::{LimitExceeded, UnitState, UnitStatus, Usage};
 pub use supervisor::supervise;
 

@@ -87,6 +87,25 @@ pub struct LaunchSpec {
     /// Never 0; the job's only group.
     pub gid: u32,
     pub limits: Limits,
+    /// Written to [`CREDENTIAL_PATH`] in the unit's private `/tmp`, owned
+    /// by the job's uid, mode 0400: the job's way to call the grid. It
+    /// never touches a disk and goes with the unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<Secret>,
+}
+
+/// Where a unit finds its [`LaunchSpec::credential`].
+pub const CREDENTIAL_PATH: &str = "/tmp/.xos-token";
+
+/// A secret that `Debug` does not print.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
 }
 
 /// Checks a unit name: `[a-z0-9._-]{1,100}`, not starting with `.`.
@@ -255,6 +274,7 @@ mod tests {
             uid: 61000,
             gid: 61000,
             limits: Limits::default(),
+            credential: None,
         }
     }
 

@@ -35,6 +35,7 @@ fn specs_round_trip_through_json() {
             walltime: Some(std::time::Duration::from_secs(90)),
             ..Limits::default()
         },
+        credential: None,
     };
     let text = serde_json::to_string(&spec).unwrap();
     assert_eq!(serde_json::from_str::<LaunchSpec>(&text).unwrap(), spec);

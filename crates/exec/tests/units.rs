@@ -143,6 +143,38 @@ fn tmp_is_private_and_a_workdir_under_tmp_stays_visible() {
 }
 
 #[test]
+fn the_credential_is_the_jobs_alone_in_its_private_tmp() {
+    require_root!();
+    let fx = Fixture::new("cred");
+    let mut spec = fx.spec(
+        "u",
+        &[
+            "sh",
+            "-c",
+            "stat -c '%u %a' /tmp/.xos-token && cat /tmp/.xos-token",
+        ],
+    );
+    spec.credential = Some(xtreem_exec::Secret("tok-123".into()));
+    assert!(
+        !format!("{spec:?}").contains("tok-123"),
+        "Debug must not print the credential"
+    );
+    fx.exec.launch(&spec).unwrap();
+    let end = fx.wait("u", Duration::from_secs(5));
+    assert_eq!(
+        end.state,
+        UnitState::Exited { code: 0 },
+        "{}",
+        fx.stderr("u")
+    );
+    assert_eq!(fx.stdout("u"), format!("{UID} 400\ntok-123"));
+    assert!(
+        !PathBuf::from(xtreem_exec::CREDENTIAL_PATH).exists(),
+        "the credential leaked to the host's /tmp"
+    );
+}
+
+#[test]
 fn environment_is_exactly_the_specs() {
     require_root!();
     let fx = Fixture::new("env");
@@ -663,6 +695,7 @@ fn launcher_helper() {
         uid: UID,
         gid: GID,
         limits: Limits::default(),
+        credential: None,
     };
     let st = exec.launch(&spec).unwrap();
     println!("launched {}", st.supervisor_pid.unwrap());

@@ -30,6 +30,7 @@
 //! [jobs]                       # resource nodes: what jobs may use here
 //! cores = 8                    # default: the machine's cores (more oversubscribes)
 //! memory = "16GiB"             # default: the machine's memory
+//! state_dir = "/run/xtreem/n1"  # units' state; default: a tmpfs (/run, /dev/shm)
 //! ```
 //!
 //! `[listen] gossip` is the UDP address of the site's gossip (default: the
@@ -82,6 +83,7 @@ struct RawConfig {
 struct RawJobs {
     cores: Option<Spanned<u32>>,
     memory: Option<Spanned<String>>,
+    state_dir: Option<Spanned<PathBuf>>,
 }
 
 /// What units may use on a resource node; None is the machine's own.
@@ -89,6 +91,9 @@ struct RawJobs {
 pub struct JobsConfig {
     pub cores: Option<u32>,
     pub memory_bytes: Option<u64>,
+    /// Where the executor keeps its units' state; None: a tmpfs when the
+    /// machine has one (`xtreem_exec::state_dir_for`).
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -436,6 +441,18 @@ impl NodeConfig {
                         refuse(m.span(), format!("key `jobs.memory`: {}", e.message))
                     })?),
                     None => None,
+                },
+                state_dir: match raw.jobs.state_dir {
+                    Some(d) if !d.get_ref().is_absolute() => {
+                        return Err(refuse(
+                            d.span(),
+                            format!(
+                                "key `jobs.state_dir`: expected an absolute path, got {:?}",
+                                d.get_ref()
+                            ),
+                        ));
+                    }
+                    d => d.map(Spanned::into_inner),
                 },
             };
         let listen_gossip = raw.listen.gossip.unwrap_or_else(|| {

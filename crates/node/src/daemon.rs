@@ -583,11 +583,15 @@ const JOB_LIST_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// The jobs state; on a resource node also the executor, whose units'
 /// supervisors are this binary run as `xosd supervise DIR`.
-fn open_jobs(config: &NodeConfig, data: &DataDir, store: &Arc<Store>) -> anyhow::Result<JobsState> {
+fn open_jobs(config: &NodeConfig, store: &Arc<Store>) -> anyhow::Result<JobsState> {
     let resource = if config.has_role(Role::Resource) {
         let exe = std::env::current_exe().context("cannot find this program to run supervisors")?;
+        let state_dir =
+            config.jobs.state_dir.clone().unwrap_or_else(|| {
+                xtreem_exec::state_dir_for(config.name.as_str(), &config.data_dir)
+            });
         let exec = xtreem_exec::Executor::open(
-            data.root().join("units"),
+            state_dir,
             vec![exe.into_os_string(), "supervise".into()],
             &cgroup_parent(config),
         )
@@ -674,7 +678,7 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
     } else {
         None
     };
-    let jobs = Arc::new(open_jobs(&config, &data, &store)?);
+    let jobs = Arc::new(open_jobs(&config, &store)?);
     let tls = Arc::new(TlsState::default());
     let has_identity = tls
         .load(&data)

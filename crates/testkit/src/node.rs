@@ -266,7 +266,8 @@ impl Drop for NodeProc {
 
 /// Job supervisors outlive their daemon by design; a test's must not
 /// outlive the test. Every process in the node's cgroup subtree (the
-/// supervisors and the jobs) is killed, then the emptied cgroups removed.
+/// supervisors and the jobs) is killed, then the emptied cgroups and the
+/// units' state directory removed.
 fn kill_supervisors(name: &str, data_dir: &Path) {
     let parent = xtreem_exec::cgroup_parent_for(name, data_dir);
     let marker = format!("/{parent}/");
@@ -299,6 +300,8 @@ fn kill_supervisors(name: &str, data_dir: &Path) {
     for h in hierarchies.flatten() {
         remove_cgroup_tree(&h.path().join(&parent));
     }
+    // The units' state lives in memory (tmpfs), outside the data dir.
+    let _ = fs::remove_dir_all(xtreem_exec::state_dir_for(name, data_dir));
 }
 
 fn remove_cgroup_tree(dir: &Path) {

@@ -181,7 +181,7 @@ async fn jobs_run_as_pool_users_with_ranks_arrays_dependencies_and_accounting() 
     // Exit code and identity: the job runs as a pool uid, never root.
     let id = submit(
         &mut a,
-        "executable = \"/bin/sh\"\nargs = [\"-c\", \"id -u; echo $XOS_NODE; exit 3\"]\n",
+        "executable = \"/bin/sh\"\nargs = [\"-c\", \"id -u; echo $XOS_NODE; test -s $XOS_TOKEN_FILE && stat -c '%u %a' $XOS_TOKEN_FILE; exit 3\"]\n",
     )
     .await;
     let info = wait(&mut a, &id).await;
@@ -192,6 +192,12 @@ async fn jobs_run_as_pool_users_with_ranks_arrays_dependencies_and_accounting() 
     let mut lines = out.lines();
     let uid: u32 = lines.next().unwrap().trim().parse().unwrap();
     let node = lines.next().unwrap().trim().to_owned();
+    // The owner's credential, for calling the grid: the job's alone.
+    assert_eq!(
+        lines.next().map(str::trim),
+        Some(format!("{uid} 400").as_str()),
+        "{out}"
+    );
     let i = (0..g.len()).find(|k| g.node(*k).spec.name == node).unwrap();
     let (lo, hi) = pool_range(&g, i);
     assert!(

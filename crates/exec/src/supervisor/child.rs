@@ -27,6 +27,7 @@ pub(crate) enum Stage {
     Ids = 10,
     Chdir = 11,
     Exec = 12,
+    Credential = 13,
 }
 
 impl Stage {
@@ -45,6 +46,7 @@ impl Stage {
             10 => Ids,
             11 => Chdir,
             12 => Exec,
+            13 => Credential,
             _ => return None,
         })
     }
@@ -64,6 +66,8 @@ pub(crate) struct ChildPlan {
     /// the mount point).
     tmp_bind: Vec<CString>,
     tmpfs_options: CString,
+    /// Where in the private `/tmp` ([`crate::CREDENTIAL_PATH`]) and what.
+    credential: Option<(CString, Vec<u8>)>,
     candidates: Vec<CString>,
     argv: Vec<CString>,
     envp: Vec<CString>,
@@ -127,6 +131,13 @@ impl ChildPlan {
             workdir: cpath("workdir", &spec.workdir)?,
             tmp_bind,
             tmpfs_options: cstring("tmpfs options", tmpfs_options)?,
+            credential: match &spec.credential {
+                Some(c) => Some((
+                    cstring("credential path", crate::CREDENTIAL_PATH)?,
+                    c.0.as_bytes().to_vec(),
+                )),
+                None => None,
+            },
             candidates,
             argv: spec
                 .argv
@@ -310,6 +321,35 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
             {
                 fail(err_fd, Stage::Tmp, errno());
             }
+        }
+
+        // The credential, in memory only and the job's alone.
+        if let Some((path, credential)) = &plan.credential {
+            libc::setfsgid(plan.gid);
+            libc::setfsuid(plan.uid);
+            let fd = libc::open(
+                path.as_ptr(),
+                libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o400 as libc::c_uint,
+            );
+            if fd < 0 {
+                fail(err_fd, Stage::Credential, errno());
+            }
+            let mut written = 0;
+            while written < credential.len() {
+                let n = libc::write(
+                    fd,
+                    credential[written..].as_ptr().cast(),
+                    credential.len() - written,
+                );
+                if n <= 0 {
+                    fail(err_fd, Stage::Credential, errno());
+                }
+                written += n as usize;
+            }
+            libc::close(fd);
+            libc::setfsuid(0);
+            libc::setfsgid(0);
         }
 
         // 5. /proc of the new PID namespace.

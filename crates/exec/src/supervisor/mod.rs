@@ -572,6 +572,10 @@ impl Supervisor<'_> {
             Stage::OpenStderr => format!("cannot open stderr {} as {ids}: {e}", s.stderr.display()),
             Stage::Workdir => format!("cannot open workdir {} as {ids}: {e}", s.workdir.display()),
             Stage::Tmp => format!("cannot mount the private /tmp: {e}"),
+            Stage::Credential => format!(
+                "cannot write the credential {} as {ids}: {e}",
+                crate::CREDENTIAL_PATH
+            ),
             Stage::Proc => format!("cannot mount /proc: {e}"),
             Stage::Stdio => format!("cannot redirect the standard streams: {e}"),
             Stage::Ids => format!("cannot switch to {ids}: {e}"),

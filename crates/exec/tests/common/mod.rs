@@ -84,6 +84,7 @@ impl Fixture {
             uid: UID,
             gid: GID,
             limits: Limits::default(),
+            credential: None,
         }
     }
 

@@ -66,6 +66,17 @@ fn a_bad_value_names_the_key_and_what_is_expected() {
 }
 
 #[test]
+fn the_jobs_state_dir_must_be_absolute() {
+    check_error(
+        &format!("{GOOD}\n[jobs]\nstate_dir = \"run/units\"\n"),
+        &[":11:", "key `jobs.state_dir`", "expected an absolute path"],
+    );
+    let c = NodeConfig::parse(&format!("{GOOD}\n[jobs]\nstate_dir = \"/run/x\"\n"), "x").unwrap();
+    assert_eq!(c.jobs.state_dir, Some(PathBuf::from("/run/x")));
+    assert_eq!(NodeConfig::parse(GOOD, "x").unwrap().jobs.state_dir, None);
+}
+
+#[test]
 fn a_member_without_join_is_refused() {
     check_error(&GOOD.replace("\"core\", ", ""), &["needs a [join] table"]);
 }

@@ -461,7 +461,7 @@ pub async fn launch(
         .map(|r| (unit_name(&job_id, *r, request.attempt), per_unit.clone()))
         .collect();
     side.start_units(&key, &unit_names);
-    let workdir = match prepare_workdir(shared, &mapping, &job_id, &spec, &request.token) {
+    let workdir = match prepare_workdir(shared, &mapping, &job_id, &spec) {
         Ok(w) => w,
         Err(why) => {
             for (u, _) in &unit_names {
@@ -527,7 +527,6 @@ fn prepare_workdir(
     mapping: &Mapping,
     job: &JobId,
     spec: &JobSpec,
-    token: &str,
 ) -> Result<PathBuf, String> {
     let mapper = shared
         .accounts
@@ -548,14 +547,6 @@ fn prepare_workdir(
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
     }
-    // The job's credential, readable by the job's account only, so the job
-    // can call the grid as its owner.
-    let token_file = dir.join(".xos-token");
-    std::fs::write(&token_file, token)
-        .map_err(|e| format!("cannot write the job's credential: {e}"))?;
-    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot protect the job's credential: {e}"))?;
-    chown(&token_file, mapping)?;
     Ok(dir)
 }
 
@@ -625,10 +616,7 @@ async fn start_unit(
         ("XOS_NODE".into(), shared.config.name.to_string()),
         ("XOS_HOME_NODE".into(), job.home.clone()),
         ("XOS_VO".into(), owner.vo.clone()),
-        (
-            "XOS_TOKEN_FILE".into(),
-            workdir.join(".xos-token").display().to_string(),
-        ),
+        ("XOS_TOKEN_FILE".into(), xtreem_exec::CREDENTIAL_PATH.into()),
     ];
     if let Some(i) = job.index {
         env.push(("XOS_ARRAY_INDEX".into(), i.to_string()));
@@ -655,6 +643,9 @@ async fn start_unit(
             pids: UNIT_PIDS_MAX,
             walltime: spec.resources.walltime_secs.map(Duration::from_secs),
         },
+        // The owner's credential, so the job can call the grid as its
+        // owner; it lives in the unit's private /tmp only.
+        credential: Some(xtreem_exec::Secret(request.token.clone())),
     };
     let shared2 = Arc::clone(shared);
     let started = tokio::task::spawn_blocking(move || {
@@ -811,7 +802,18 @@ pub async fn report(shared: Arc<NodeShared>, unit: String) {
                 // The home holds the unit's record now; this node keeps it
                 // on disk only, to serve its output.
                 side.forget(&shared, local).await;
-                if let Err(e) = side.exec.remove(&unit) {
+                // Blocking (cgroup and directory removal): off the runtime.
+                let shared = Arc::clone(&shared);
+                let removed = tokio::task::spawn_blocking(move || {
+                    shared
+                        .jobs
+                        .resource
+                        .as_ref()
+                        .map_or(Ok(()), |side| side.exec.remove(&unit))
+                        .map_err(|e| (unit, e))
+                })
+                .await;
+                if let Ok(Err((unit, e))) = removed {
                     tracing::debug!(unit, error = %e, "cannot remove the unit's state");
                 }
                 return;
