@@ -3,7 +3,11 @@
 //! latency percentiles, next to the raw fork+exec rate of `/bin/true` on
 //! the same machine. Needs root.
 //!
-//! `cargo run --release -p xtreem-exec --example launch_rate -- [N] [v1|v2]`
+//! `cargo run --release -p xtreem-exec --example launch_rate -- [N] [v1|v2] [churn]`
+//!
+//! With `churn`, it then also runs N units one at a time (launch, wait,
+//! remove), the pattern where a v1 unit takes the cgroup the previous one
+//! left idle.
 //!
 //! The example is its own supervisor (`launch_rate supervise DIR`), as
 //! `xosd supervise DIR` is in the daemon.
@@ -52,6 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("v2") => Some(CgroupVersion::V2),
         _ => None,
     };
+    let churn = args.get(3).is_some_and(|a| a == "churn");
 
     // Raw fork+exec of /bin/true, the floor.
     let t = Instant::now();
@@ -75,28 +80,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         version,
     )?;
 
+    let spec = |unit: &str| LaunchSpec {
+        unit: unit.to_string(),
+        argv: vec!["/bin/true".into()],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        workdir: work.clone(),
+        stdin: None,
+        stdout: work.join("out"),
+        stderr: work.join("err"),
+        uid: UID,
+        gid: UID,
+        limits: Limits {
+            cores: 1,
+            memory_bytes: 256 << 20,
+            pids: 64,
+            walltime: Some(Duration::from_secs(60)),
+        },
+        credential: None,
+    };
     let mut latencies = Vec::with_capacity(n);
     let t = Instant::now();
     for i in 0..n {
         let unit = format!("lr-{i}");
-        let spec = LaunchSpec {
-            unit: unit.clone(),
-            argv: vec!["/bin/true".into()],
-            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            workdir: work.clone(),
-            stdin: None,
-            stdout: work.join("out"),
-            stderr: work.join("err"),
-            uid: UID,
-            gid: UID,
-            limits: Limits {
-                cores: 1,
-                memory_bytes: 256 << 20,
-                pids: 64,
-                walltime: Some(Duration::from_secs(60)),
-            },
-            credential: None,
-        };
+        let spec = spec(&unit);
         let t0 = Instant::now();
         let status = exec.launch(&spec)?;
         latencies.push(t0.elapsed());
@@ -120,6 +126,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         exec.remove(&unit)?;
     }
     let drained = t.elapsed();
+
+    let mut churned = Duration::ZERO;
+    if churn {
+        let t = Instant::now();
+        for i in 0..n {
+            let unit = format!("ch-{i}");
+            let status = exec.launch(&spec(&unit))?;
+            if status.reason.is_some() {
+                return Err(format!("{unit}: {status:?}").into());
+            }
+            let status = rt.block_on(exec.wait(&unit))?;
+            if status.state != (xtreem_exec::UnitState::Exited { code: 0 }) {
+                return Err(format!("{unit} ended {status:?}").into());
+            }
+            exec.remove(&unit)?;
+        }
+        churned = t.elapsed();
+    }
     for _ in 0..200 {
         if exec.remove_cgroup_parent().is_ok() {
             break;
@@ -146,5 +170,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         ms(drained),
         ms(drained / n as u32)
     );
+    if churn {
+        println!(
+            "one at a time (launch, wait, remove): {:.0} units/s ({} per unit)",
+            n as f64 / churned.as_secs_f64(),
+            ms(churned / n as u32)
+        );
+    }
     Ok(())
 }

@@ -4,7 +4,9 @@
 //! Layout: every hierarchy we use gets `<mount>/<parent>/<unit>` per unit and
 //! `<mount>/<parent>/_supervisors` for the supervisors (a name no unit can
 //! have), so supervisors leave the daemon's cgroup (a restart of the daemon's
-//! service does not take them along) and are never counted in a unit.
+//! service does not take them along) and are never counted in a unit. v1
+//! also keeps up to 64 ended units' cgroups, reset, as `_idle-K` for the
+//! next units to take (see `v1`).
 //!
 //! Detection ([`detect`]), from `/proc/self/mountinfo`: a cgroup2 mount whose
 //! root offers `cpu`, `memory` and `pids` wins; else v1 if `cpu`, `cpuacct`,
@@ -95,8 +97,9 @@ pub trait CgroupBackend: Send + Sync + std::fmt::Debug {
     /// Creates our subtree and its `_supervisors` leaf (v2: enables the
     /// controllers on the way down). Returns warnings.
     fn setup_parent(&self) -> Result<Vec<String>, ExecError>;
-    /// Creates the unit's cgroup (reusing an empty leftover) and sets its
-    /// limits. Returns warnings for limits that cannot be enforced.
+    /// Creates the unit's cgroup (v1: taking an idle one if there is; else
+    /// reusing an empty leftover) and sets its limits. Returns warnings for
+    /// limits that cannot be enforced.
     fn create(&self, unit: &str, limits: &Limits) -> Result<Vec<String>, ExecError>;
     /// The files a single-threaded process writes `0` into to join the
     /// unit. v1: `tasks`, which moves only the calling thread and so skips
@@ -121,15 +124,19 @@ pub trait CgroupBackend: Send + Sync + std::fmt::Debug {
     fn freeze_state(&self, unit: &str) -> io::Result<FreezeState>;
     /// Usage from the cgroup (without `wall_ms`).
     fn usage(&self, unit: &str) -> io::Result<Usage>;
-    /// How many processes the OOM killer killed in the unit.
+    /// How many processes the OOM killer killed in the cgroup since it was
+    /// made: a reused v1 cgroup counts its earlier units' too, so compare
+    /// with the value read right after `create`.
     fn oom_kills(&self, unit: &str) -> io::Result<u64>;
     /// SIGKILL to every process of the unit, thawing it so they can die.
     /// Returns how many processes there were.
     fn kill_all(&self, unit: &str) -> io::Result<u32>;
     fn exists(&self, unit: &str) -> bool;
-    /// Removes the unit's (empty) cgroup; absent is fine.
+    /// Removes the unit's (empty) cgroup, or (v1) resets it and keeps it
+    /// idle for a later `create`; absent is fine.
     fn remove(&self, unit: &str) -> io::Result<()>;
-    /// Removes `_supervisors` and our subtree if they are empty.
+    /// Removes the idle cgroups, `_supervisors` and our subtree if they are
+    /// empty.
     fn remove_parent(&self) -> io::Result<()>;
 }
 

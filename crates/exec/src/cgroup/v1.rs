@@ -1,8 +1,24 @@
 //! cgroup v1: one directory per unit in each hierarchy we use (cpu, cpuacct,
 //! memory, pids, freezer, blkio; co-mounted controllers share one).
+//!
+//! Making and removing a cgroup in every hierarchy costs about as much as
+//! the fork and exec of a small job, so `remove` keeps an ended unit's
+//! cgroups, reset, as `<parent>/_idle-K` (v1 allows renaming a cgroup within
+//! its parent) and `create` renames one back instead of making new ones.
+//! No unit name starts with `_`, so these names cannot collide with a unit.
+//!
+//! `create` looks for idle cgroups in the first hierarchy and takes one by
+//! renaming it there first (ENOENT: another supervisor was faster), then in
+//! the other hierarchies in order. `remove` renames in the reverse order, the
+//! first hierarchy last, so an idle cgroup shows there only once complete.
+//! The first rename of `remove` (in the last hierarchy, the last one a
+//! taker renames) claims the index: EEXIST means another remover or an
+//! unfinished taker holds it, and it tries another index.
 
-use std::io;
-use std::path::PathBuf;
+use std::fs;
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use super::{
     CgroupBackend, CgroupVersion, FreezeState, SUPERVISORS, V1Hierarchy, cg_err, mkdir, parse,
@@ -11,6 +27,66 @@ use super::{
 use crate::error::ExecError;
 use crate::spec::{CPU_PERIOD_US, Limits, fmt_bytes};
 use crate::status::Usage;
+
+/// Prefix of the idle cgroups kept for reuse.
+const IDLE_PREFIX: &str = "_idle-";
+/// At most this many idle cgroups are kept; `remove` deletes the others.
+const POOL_MAX: usize = 64;
+/// How many indices `remove` looks up for a free one before it deletes the
+/// cgroups instead: a full pool then costs a few lookups per unit, at the
+/// price of deleting some cgroups before the pool is quite full.
+const PARK_PROBES: usize = 8;
+/// Memory still charged to an emptied cgroup (kernel objects that cannot
+/// be reclaimed) above which it is not reused: the next unit's memory limit
+/// would count it.
+const REUSE_MAX_RESIDUAL_BYTES: u64 = 1 << 20;
+/// Above this much memory still charged, `remove` does not reclaim it
+/// (synchronously, with `memory.force_empty`) to reuse the cgroup: that
+/// would cost more than a new cgroup, and `rmdir` leaves the reclaim to
+/// the kernel.
+const FORCE_EMPTY_MAX_BYTES: u64 = 64 << 20;
+
+fn idle_name(k: usize) -> String {
+    format!("{IDLE_PREFIX}{k}")
+}
+
+/// The index of an idle cgroup's name.
+fn idle_index(name: &str) -> Option<usize> {
+    name.strip_prefix(IDLE_PREFIX)?.parse().ok()
+}
+
+/// A cheap, stable spread of a name over `0..n` (FNV-1a), so concurrent
+/// removers rarely try the same free index first.
+fn spread(name: &str, n: usize) -> usize {
+    let h = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    usize::try_from(h % n.max(1) as u64).unwrap_or(0)
+}
+
+/// The start of a cgroup file (`None` if it does not exist) from a single
+/// `read`: enough for a number, a state or whether a list is empty, in half
+/// the system calls of `read_to_string` (which the reuse path would spend
+/// eight times per unit).
+fn read_head(path: &Path) -> io::Result<Option<String>> {
+    let mut file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = [0u8; 64];
+    loop {
+        match file.read(&mut buf) {
+            Ok(n) => return Ok(Some(String::from_utf8_lossy(&buf[..n]).into_owned())),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn read_number(path: &Path) -> io::Result<Option<u64>> {
+    Ok(read_head(path)?.and_then(|t| parse::single_value(&t)))
+}
 
 /// The v1 backend.
 #[derive(Debug)]
@@ -54,6 +130,187 @@ impl CgroupV1 {
         self.dir(controller, unit)
             .unwrap_or_else(|| PathBuf::from("/nonexistent").join(unit))
     }
+
+    /// Indices of the idle cgroups, as the first hierarchy shows them.
+    fn idle_indices(&self) -> io::Result<Vec<usize>> {
+        let Some((first, _)) = self.parents.first() else {
+            return Ok(Vec::new());
+        };
+        // Listing costs in proportion to the cgroups there (about 0.25 ms
+        // for 1000); a cgroup directory's link count (2 + subdirectories)
+        // says for one stat when `_supervisors` is all there is.
+        if fs::metadata(first)?.nlink() <= 3 {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for entry in fs::read_dir(first)? {
+            if let Some(k) = entry?.file_name().to_str().and_then(idle_index) {
+                out.push(k);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Renames an idle cgroup to `unit`. Returns, per hierarchy, whether
+    /// `unit` is in place there (all false: none could be taken).
+    fn take_idle(&self, unit: &str) -> Vec<bool> {
+        let mut placed = vec![false; self.parents.len()];
+        let Some(((first, _), _)) = self.parents.split_first() else {
+            return placed;
+        };
+        let idle = self.idle_indices().unwrap_or_default();
+        if idle.is_empty() {
+            return placed;
+        }
+        // Concurrent supervisors start at different candidates.
+        let start = std::process::id() as usize % idle.len();
+        let mut taken = None;
+        for i in 0..idle.len() {
+            let name = idle_name(idle[(start + i) % idle.len()]);
+            match fs::rename(first.join(&name), first.join(unit)) {
+                Ok(()) => {
+                    taken = Some(name);
+                    break;
+                }
+                // Another supervisor took it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                // E.g. a leftover `unit`: `create` makes do with that.
+                Err(_) => return placed,
+            }
+        }
+        let Some(name) = taken else {
+            return placed;
+        };
+        placed[0] = true;
+        for (i, (parent, _)) in self.parents.iter().enumerate().skip(1) {
+            let from = parent.join(&name);
+            match fs::rename(&from, parent.join(unit)) {
+                Ok(()) => placed[i] = true,
+                Err(_) => {
+                    // Missing here (a supervisor died half-way through a
+                    // take) or a leftover `unit`: the caller makes or reuses
+                    // `unit`. The index is ours now, so nobody else uses
+                    // whatever `_idle-K` is left here.
+                    let _ = rmdir(&from);
+                }
+            }
+        }
+        placed
+    }
+
+    /// Whether an ended unit's cgroups can be parked for reuse, resetting
+    /// its counters on the way: present and empty everywhere, thawed, and
+    /// with (almost) no memory still charged.
+    fn reset_for_reuse(&self, unit: &str) -> io::Result<bool> {
+        for (parent, _) in &self.parents {
+            match read_head(&parent.join(unit).join("cgroup.procs"))? {
+                Some(t) if t.trim().is_empty() => {}
+                _ => return Ok(false),
+            }
+        }
+        let freezer = self.required("freezer", unit).join("freezer.state");
+        if read_head(&freezer)?.as_deref().map(str::trim) != Some("THAWED") {
+            return Ok(false);
+        }
+        let mem = self.required("memory", unit);
+        let usage = mem.join("memory.usage_in_bytes");
+        let charged = read_number(&usage)?.unwrap_or(0);
+        if charged > FORCE_EMPTY_MAX_BYTES {
+            return Ok(false);
+        }
+        // Even `/bin/true` leaves 100-400 KiB charged (kernel objects, the
+        // per-CPU charge cache), and force_empty drains every CPU's caches:
+        // 1-5 ms of waiting, more than a new cgroup costs. So only when
+        // there is more than we accept anyway.
+        if charged > REUSE_MAX_RESIDUAL_BYTES {
+            // Page cache the unit left would count against the next one.
+            write_if_present(&mem.join("memory.force_empty"), "0")?;
+            if read_number(&usage)?.unwrap_or(0) > REUSE_MAX_RESIDUAL_BYTES {
+                return Ok(false);
+            }
+        }
+        // After force_empty, so the peak restarts from what is left.
+        for f in [
+            "memory.max_usage_in_bytes",
+            "memory.memsw.max_usage_in_bytes",
+            "memory.failcnt",
+            "memory.memsw.failcnt",
+        ] {
+            write_if_present(&mem.join(f), "0")?;
+        }
+        write_if_present(&self.required("cpuacct", unit).join("cpuacct.usage"), "0")?;
+        if let Some(blkio) = self.dir("blkio", unit) {
+            write_if_present(&blkio.join("blkio.reset_stats"), "0")?;
+            // Not every kernel resets the throttling statistics we report.
+            if self.io_bytes(unit)? != (0, 0) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Parks an ended unit's cgroups as `_idle-K`. `Ok(false)`: they are not
+    /// reusable or the pool is full; the caller removes them. On an error,
+    /// the ones renamed already are removed.
+    fn park(&self, unit: &str) -> io::Result<bool> {
+        // The first hierarchy last: see the module documentation.
+        let order: Vec<&Path> = self
+            .parents
+            .iter()
+            .rev()
+            .map(|(p, _)| p.as_path())
+            .collect();
+        let Some((claim, others)) = order.split_first() else {
+            return Ok(false);
+        };
+        // A free index is one whose name is free where the claim is made.
+        // Looking names up rather than listing the parent keeps the cost
+        // bounded when many ended units are still there.
+        let start = spread(unit, POOL_MAX);
+        let mut free = (0..PARK_PROBES)
+            .map(|i| (start + i) % POOL_MAX)
+            .filter(|&k| !claim.join(idle_name(k)).exists())
+            .peekable();
+        if free.peek().is_none() || !self.reset_for_reuse(unit)? {
+            return Ok(false);
+        }
+        for k in free {
+            let name = idle_name(k);
+            match fs::rename(claim.join(unit), claim.join(&name)) {
+                Ok(()) => {}
+                // Held by another remover, by a taker still renaming, or
+                // left by a supervisor that died half-way: try another.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+            for (i, parent) in others.iter().enumerate() {
+                if let Err(e) = fs::rename(parent.join(unit), parent.join(&name)) {
+                    // The caller removes what is still named `unit`.
+                    for done in std::iter::once(claim).chain(&others[..i]) {
+                        let _ = rmdir(&done.join(&name));
+                    }
+                    return Err(e);
+                }
+            }
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Bytes read and written, from the blkio hierarchy (zeros without it).
+    fn io_bytes(&self, unit: &str) -> io::Result<(u64, u64)> {
+        if let Some(blkio) = self.dir("blkio", unit) {
+            for name in [
+                "blkio.throttle.io_service_bytes",
+                "blkio.io_service_bytes_recursive",
+            ] {
+                if let Some(t) = read_optional(&blkio.join(name))? {
+                    return Ok(parse::blkio_service_bytes(&t));
+                }
+            }
+        }
+        Ok((0, 0))
+    }
 }
 
 impl CgroupBackend for CgroupV1 {
@@ -72,7 +329,11 @@ impl CgroupBackend for CgroupV1 {
 
     fn create(&self, unit: &str, limits: &Limits) -> Result<Vec<String>, ExecError> {
         let mut warnings = Vec::new();
-        for (parent, _) in &self.parents {
+        let placed = self.take_idle(unit);
+        for ((parent, _), placed) in self.parents.iter().zip(placed) {
+            if placed {
+                continue;
+            }
             let dir = parent.join(unit);
             if let Err(e) = mkdir(&dir) {
                 if e.kind() == io::ErrorKind::NotFound {
@@ -83,29 +344,44 @@ impl CgroupBackend for CgroupV1 {
                 }
             }
         }
-        if limits.cores > 0 {
-            match self.dir("cpu", unit) {
-                Some(dir) => {
-                    let quota = u64::from(limits.cores) * CPU_PERIOD_US;
-                    let f = dir.join("cpu.cfs_period_us");
-                    write_value(&f, &CPU_PERIOD_US.to_string()).map_err(cg_err(&f))?;
-                    let f = dir.join("cpu.cfs_quota_us");
-                    write_value(&f, &quota.to_string()).map_err(cg_err(&f))?;
-                }
-                None => warnings.push(format!(
-                    "cpu controller not mounted: {} cores not enforced",
-                    limits.cores
-                )),
+        // Every limit is written, also "none": a reused cgroup still has the
+        // previous unit's.
+        match self.dir("cpu", unit) {
+            Some(dir) if limits.cores > 0 => {
+                let quota = u64::from(limits.cores) * CPU_PERIOD_US;
+                let f = dir.join("cpu.cfs_period_us");
+                write_value(&f, &CPU_PERIOD_US.to_string()).map_err(cg_err(&f))?;
+                let f = dir.join("cpu.cfs_quota_us");
+                write_value(&f, &quota.to_string()).map_err(cg_err(&f))?;
             }
+            Some(dir) => {
+                let f = dir.join("cpu.cfs_quota_us");
+                write_value(&f, "-1").map_err(cg_err(&f))?;
+            }
+            None if limits.cores > 0 => warnings.push(format!(
+                "cpu controller not mounted: {} cores not enforced",
+                limits.cores
+            )),
+            None => {}
         }
         let mem = self.required("memory", unit);
+        // RAM + swap must stay at least the RAM limit: lift it before the
+        // RAM limit changes (the previous unit's may be below the new one).
+        // Absent when the kernel does not account swap.
+        let memsw = mem.join("memory.memsw.limit_in_bytes");
+        let swap_accounted = write_if_present(&memsw, "-1").map_err(cg_err(&memsw))?;
+        let f = mem.join("memory.limit_in_bytes");
+        let limit = if limits.memory_bytes > 0 {
+            limits.memory_bytes.to_string()
+        } else {
+            "-1".to_string()
+        };
+        write_value(&f, &limit).map_err(cg_err(&f))?;
         if limits.memory_bytes > 0 {
-            let f = mem.join("memory.limit_in_bytes");
-            write_value(&f, &limits.memory_bytes.to_string()).map_err(cg_err(&f))?;
-            // RAM + swap: without it the job would swap instead of hitting
-            // the limit. Absent when the kernel does not account swap.
-            let f = mem.join("memory.memsw.limit_in_bytes");
-            if !write_if_present(&f, &limits.memory_bytes.to_string()).map_err(cg_err(&f))? {
+            if swap_accounted {
+                // Without it the job would swap instead of hitting the limit.
+                write_value(&memsw, &limit).map_err(cg_err(&memsw))?;
+            } else {
                 warnings.push(format!(
                     "swap is not accounted: the {} limit covers RAM only",
                     fmt_bytes(limits.memory_bytes)
@@ -164,17 +440,7 @@ impl CgroupBackend for CgroupV1 {
         if let Some(t) = read_optional(&mem.join("memory.max_usage_in_bytes"))? {
             u.peak_memory_bytes = parse::single_value(&t).unwrap_or(0);
         }
-        if let Some(blkio) = self.dir("blkio", unit) {
-            for name in [
-                "blkio.throttle.io_service_bytes",
-                "blkio.io_service_bytes_recursive",
-            ] {
-                if let Some(t) = read_optional(&blkio.join(name))? {
-                    (u.io_read_bytes, u.io_write_bytes) = parse::blkio_service_bytes(&t);
-                    break;
-                }
-            }
-        }
+        (u.io_read_bytes, u.io_write_bytes) = self.io_bytes(unit)?;
         Ok(u)
     }
 
@@ -200,6 +466,13 @@ impl CgroupBackend for CgroupV1 {
     }
 
     fn remove(&self, unit: &str) -> io::Result<()> {
+        match self.park(unit) {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::debug!(target: "xtreem_exec", unit, "cannot keep the cgroup for reuse: {e}")
+            }
+        }
         for (parent, _) in &self.parents {
             rmdir(&parent.join(unit))?;
         }
@@ -208,6 +481,19 @@ impl CgroupBackend for CgroupV1 {
 
     fn remove_parent(&self) -> io::Result<()> {
         for (parent, _) in &self.parents {
+            let entries = match fs::read_dir(parent) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            // Every hierarchy, not only the first: a supervisor that died
+            // half-way through a take may have left some elsewhere.
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_name().to_str().and_then(idle_index).is_some() {
+                    rmdir(&entry.path())?;
+                }
+            }
             rmdir(&parent.join(SUPERVISORS))?;
             rmdir(parent)?;
         }

@@ -279,6 +279,9 @@ struct Running {
     init_placed: bool,
     started_ms: u64,
     started_at: Instant,
+    /// The cgroup's OOM kill count at the start: a reused cgroup counts
+    /// its earlier units' kills too.
+    oom_baseline: u64,
     /// The write end of I's pipe: I lives while this is open.
     _alive: OwnedFd,
 }
@@ -442,6 +445,7 @@ impl Supervisor<'_> {
         for w in warnings {
             log(&w);
         }
+        let oom_baseline = self.cgroup.oom_kills(unit).unwrap_or(0);
         let v2 = self.cgroup.version() == CgroupVersion::V2;
         if !v2 && !in_supervisors_cgroup(false) {
             // Spawned, not forked by the fork server (which lives there).
@@ -509,6 +513,7 @@ impl Supervisor<'_> {
                 init_placed: init_placed || !v2,
                 started_ms,
                 started_at,
+                oom_baseline,
                 _alive: alive_w,
             });
         }
@@ -689,7 +694,11 @@ impl Supervisor<'_> {
             Usage::default()
         });
         usage.wall_ms = ended_ms.saturating_sub(running.started_ms);
-        let oom_kills = self.cgroup.oom_kills(unit).unwrap_or(0);
+        let oom_kills = self
+            .cgroup
+            .oom_kills(unit)
+            .unwrap_or(0)
+            .saturating_sub(running.oom_baseline);
         let state = match job_end {
             Some(Ended::Code(code)) => UnitState::Exited { code },
             Some(Ended::Signal(signal)) => UnitState::Signaled { signal },
