@@ -205,6 +205,33 @@ async fn jobs_run_as_pool_users_with_ranks_arrays_dependencies_and_accounting() 
         "uid {uid} outside {node}'s pool {lo}..{hi}"
     );
 
+    // The job's credential is a delegated one: alice, with the home acting
+    // for her; exchanged in process at the VO authority (node 0) or over
+    // mTLS from another home (node 1).
+    for home in [0, 1] {
+        let mut client = jobs(&g, home, &alice);
+        let id = submit(
+            &mut client,
+            "executable = \"/bin/sh\"\nargs = [\"-c\", \"cat $XOS_TOKEN_FILE\"]\n",
+        )
+        .await;
+        let info = wait(&mut client, &id).await;
+        assert_eq!(info.state, "done", "{info:#?}");
+        let token = output(&mut client, &id).await.trim().to_owned();
+        assert_ne!(token, alice, "the job must not get the login token itself");
+        let who = VoClient::connect(&profile(&g), &g.node(0).rpc, false, Some(token))
+            .unwrap()
+            .whoami(pb::WhoamiRequest {})
+            .await
+            .unwrap();
+        assert_eq!(who.subject, "alice");
+        assert_eq!(
+            who.actors,
+            vec![format!("jobs@{}", g.node(home).spec.name)],
+            "{who:#?}"
+        );
+    }
+
     // Three units on three nodes see their rank, the size and every host.
     let id = submit(
         &mut a,

@@ -36,10 +36,13 @@ const UNPARK_PER_END: usize = 4;
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Accepts a job (or an array of jobs): durable before the ids are returned.
+/// Accepts a job (an array: one per index) from `owner`; `token` is the
+/// credential its units get, `credential_note` goes to the timeline.
 pub async fn submit(
     shared: &Arc<NodeShared>,
     owner: Owner,
     token: String,
+    credential_note: Option<String>,
     spec: JobSpec,
     hold: bool,
 ) -> Result<Vec<String>, Status> {
@@ -88,6 +91,9 @@ pub async fn submit(
                 owner.subject, owner.vo
             ),
         );
+        if let Some(note) = &credential_note {
+            job.event(now, note.clone());
+        }
         job
     };
     let jobs: Vec<(Option<u32>, JobRecord)> = match &spec.array {

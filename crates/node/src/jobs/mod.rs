@@ -10,6 +10,7 @@
 //! home (`n1.42`), so any node routes a request about a job there.
 
 pub mod checkpoint;
+pub mod credential;
 pub mod home;
 pub mod machine;
 pub mod peers;

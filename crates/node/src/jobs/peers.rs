@@ -9,6 +9,7 @@ use tonic::transport::Channel;
 use xtreem_directory::NodeRecord;
 use xtreem_proto::jobs::job_exec_client::JobExecClient;
 use xtreem_proto::jobs::jobs_client::JobsClient;
+use xtreem_proto::vo::vo_client::VoClient;
 
 use crate::daemon::NodeShared;
 
@@ -48,6 +49,10 @@ impl Peers {
         Ok(JobExecClient::new(self.channel(shared, endpoint)?)
             .max_decoding_message_size(xtreem_util::limits::RPC_MESSAGE_BYTES_MAX)
             .max_encoding_message_size(xtreem_util::limits::RPC_MESSAGE_BYTES_MAX))
+    }
+
+    pub fn vo(&self, shared: &NodeShared, endpoint: &str) -> Result<VoClient<Channel>, Status> {
+        Ok(VoClient::new(self.channel(shared, endpoint)?))
     }
 
     pub fn jobs(&self, shared: &NodeShared, endpoint: &str) -> Result<JobsClient<Channel>, Status> {

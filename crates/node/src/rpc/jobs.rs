@@ -594,7 +594,28 @@ impl Jobs for JobsService {
             vo: vo.clone(),
             groups: claims.groups.clone(),
         };
-        let ids = home::submit(&self.shared, owner, token.clone(), spec, req.hold).await?;
+        // The jobs get a delegated credential; failing that (no VO
+        // authority reachable), the owner's own, and their timeline says so.
+        let (job_token, note) = match crate::jobs::credential::delegate(
+            &self.shared,
+            claims,
+            vo,
+            token,
+        )
+        .await
+        {
+            Ok(delegated) => (delegated, None),
+            Err(why) => {
+                tracing::warn!(user = %claims.sub, error = %why, "jobs get the owner's own credential");
+                (
+                    token.clone(),
+                    Some(format!(
+                        "carries its owner's own credential: no delegated one ({why})"
+                    )),
+                )
+            }
+        };
+        let ids = home::submit(&self.shared, owner, job_token, note, spec, req.hold).await?;
         Ok(Response::new(pb::SubmitResponse { ids }))
     }
 

@@ -1,0 +1,91 @@
+//! The credential a job carries so it can call the grid as its owner: not
+//! the owner's login token itself but one exchanged for it (token exchange,
+//! RFC 8693, as `xos delegate` does) in which the job's home acts for the
+//! owner. It is signed by the VO like any credential, so every service
+//! accepts it, shows the delegation (`act`) and never outlives the login.
+//! The exchange happens once per submission, at the VO authority: in
+//! process on the site authority node, over node mTLS from any other home.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tonic::Status;
+use xtreem_proto::vo as pb;
+use xtreem_token::{Claims, DelegationRequest};
+use xtreem_util::time::unix_now;
+
+use crate::daemon::NodeShared;
+
+/// Kept off the end of the owner's credential: the authority's clock reads
+/// later than ours, and a delegated credential may not outlive its parent.
+const EXPIRY_MARGIN_SECS: u64 = 30;
+
+/// How long a member home waits for the authority.
+const AUTHORITY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Who acts for the owner in the jobs' credentials of `home`.
+pub fn actor(home: &str) -> String {
+    format!("jobs@{home}")
+}
+
+/// The owner's `token` (with `claims`, for VO `vo`) exchanged for the
+/// credential its jobs get.
+pub async fn delegate(
+    shared: &Arc<NodeShared>,
+    claims: &Claims,
+    vo: &str,
+    token: &str,
+) -> Result<String, String> {
+    let ttl = claims
+        .exp
+        .saturating_sub(unix_now())
+        .saturating_sub(EXPIRY_MARGIN_SECS);
+    if ttl == 0 {
+        return Err("the owner's credential expires within 30 s".into());
+    }
+    let ask = DelegationRequest {
+        scopes: claims.scopes().map(str::to_owned).collect(),
+        ttl_secs: ttl,
+        audience: None,
+        actor: actor(shared.config.name.as_str()),
+    };
+    if let Some(authority) = shared.vo_authority() {
+        return authority
+            .delegate(claims, vo, &ask)
+            .map(|(token, _)| token)
+            .map_err(|s| s.message().to_owned());
+    }
+    let endpoint = shared
+        .membership()
+        .map(|m| m.authority_endpoint)
+        .ok_or("this node belongs to no site")?;
+    let mut client = shared
+        .jobs
+        .peers
+        .vo(shared, &endpoint)
+        .map_err(|s| s.message().to_owned())?;
+    let mut request = tonic::Request::new(pb::DelegateRequest {
+        scopes: ask.scopes,
+        ttl_seconds: ask.ttl_secs,
+        audience: String::new(),
+        actor: ask.actor,
+    });
+    let bearer = format!("Bearer {token}")
+        .parse()
+        .map_err(|_| "the owner's credential is not a valid header value".to_owned())?;
+    request.metadata_mut().insert("authorization", bearer);
+    let answer = tokio::time::timeout(AUTHORITY_TIMEOUT, client.delegate(request))
+        .await
+        .map_err(|_| "the VO authority did not answer within 5 s".to_owned())?;
+    match answer {
+        Ok(r) => Ok(r.into_inner().token),
+        Err(status) => {
+            shared.jobs.peers.forget(&endpoint);
+            Err(describe(&status))
+        }
+    }
+}
+
+fn describe(status: &Status) -> String {
+    format!("the VO authority refused: {}", status.message())
+}
