@@ -46,6 +46,8 @@ pub struct JobsState {
     /// Present on nodes with the resource role.
     pub resource: Option<ResourceSide>,
     pub peers: peers::Peers,
+    /// The jobs' delegated credentials, per login.
+    pub delegated: credential::Delegated,
 }
 
 /// A time for people: RFC 3339, to the second.
@@ -82,6 +84,7 @@ impl JobsState {
             store,
             resource,
             peers: peers::Peers::default(),
+            delegated: credential::Delegated::default(),
         })
     }
 
