@@ -718,3 +718,72 @@ async fn reservations_hold_nodes_for_their_owner_and_exclusive_ones_keep_others_
     );
     assert_eq!(wait(&mut b, &outside).await.state, "done");
 }
+
+/// Processes on this host whose command line is exactly `argv`.
+fn processes_running(argv: &[&str]) -> usize {
+    let wanted: Vec<u8> = argv.iter().flat_map(|a| a.bytes().chain([0])).collect();
+    std::fs::read_dir("/proc")
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == wanted))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_node_back_from_the_dead_kills_the_units_its_home_restarted_elsewhere() {
+    if !root_or_skip("a_node_back_from_the_dead_kills_the_units_its_home_restarted_elsewhere") {
+        return;
+    }
+    let (mut g, alice, _) = job_site(3).await;
+    let mut a = jobs(&g, 0, &alice);
+    // A sleep no other test runs, so the host's process list counts it.
+    let argv = ["/bin/sleep", "3217"];
+    let id = submit(
+        &mut a,
+        "executable = \"/bin/sleep\"\nargs = [\"3217\"]\nconstraints = \"name in [node-2, node-3]\"\nrestart = \"on-node-failure\"\nmax_restarts = 2\n",
+    )
+    .await;
+    let first = until(&mut a, &id, Duration::from_secs(10), |j| {
+        j.state == "running"
+    })
+    .await;
+    let victim = first.units[0].node.clone();
+    let victim_index = (0..g.len())
+        .find(|k| g.node(*k).spec.name == victim)
+        .unwrap();
+    // The daemon stops answering (declared dead) while its supervisor keeps
+    // the unit running: the home restarts the job on the other node.
+    g.pause(victim_index).unwrap();
+    let moved = until(&mut a, &id, Duration::from_secs(30), |j| {
+        j.restarts == 1 && j.state == "running"
+    })
+    .await;
+    assert_ne!(moved.units[0].node, victim, "{moved:#?}");
+    assert_eq!(
+        processes_running(&argv),
+        2,
+        "the stale unit runs on beside its restart"
+    );
+    // Back, the node learns from the home that its unit is no longer wanted.
+    g.resume(victim_index).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while processes_running(&argv) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the stale unit still runs 45 s after its node came back"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        processes_running(&argv),
+        1,
+        "the restarted unit must keep running"
+    );
+    let info = a.status(&id).await.unwrap();
+    assert_eq!(info.state, "running", "{info:#?}");
+    assert_eq!(info.restarts, 1, "{info:#?}");
+    assert_eq!(info.units[0].node, moved.units[0].node, "{info:#?}");
+}

@@ -890,6 +890,29 @@ fn unit_failure(u: &UnitRecord) -> String {
 
 /// A resource node reports that a unit ended. Durable before it returns, so
 /// the resource node may forget it.
+/// Units a resource node may ask about in one `UnitsWanted`.
+pub const UNITS_WANTED_MAX: usize = 4096;
+
+/// For each unit that `node` runs: whether it is still the job's current
+/// attempt there. Not wanted: a job that ended (or never was this home's),
+/// an attempt the home has moved past (it restarted the job after declaring
+/// the node dead), or a rank the home placed on another node.
+pub fn units_wanted(shared: &NodeShared, node: &str, units: &[pb::UnitRef]) -> Vec<bool> {
+    units
+        .iter()
+        .map(|u| {
+            shared.jobs.get(&u.job).is_some_and(|job| {
+                !job.state.is_terminal()
+                    && job.attempt == u.attempt
+                    && job
+                        .units
+                        .get(u.rank as usize)
+                        .is_some_and(|unit| unit.state == UnitState::Pending || unit.node == node)
+            })
+        })
+        .collect()
+}
+
 pub async fn unit_ended(
     shared: &Arc<NodeShared>,
     request: pb::UnitEndedRequest,

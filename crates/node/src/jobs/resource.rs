@@ -1,9 +1,11 @@
 //! The resource side: admitting units under this node's own capacity and
 //! site policy, running them under supervisors, re-adopting them after a
-//! daemon restart, and reporting each unit's end to its home until the home
-//! has it.
+//! daemon restart, reporting each unit's end to its home until the home
+//! has it, and killing units their home no longer wants (asked every 10 s:
+//! a node declared dead may come back running an attempt the home has
+//! restarted elsewhere).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -993,8 +995,118 @@ pub fn read_log(
 
 /// Starts the resource side's background work: re-adoption of units that
 /// ran across a restart. Unit watchers end with the process.
-pub fn start(shared: &Arc<NodeShared>, _stop: &CancellationToken) {
+pub fn start(shared: &Arc<NodeShared>, stop: &CancellationToken) {
     adopt(shared);
+    if shared.jobs.resource.is_some() {
+        tokio::spawn(reconcile_loop(Arc::clone(shared), stop.clone()));
+    }
+}
+
+/// How often running units are checked with their homes.
+const RECONCILE_EVERY: Duration = Duration::from_secs(10);
+/// Units younger than this are not asked about: their placement may not be
+/// written at the home yet.
+const RECONCILE_MIN_AGE_MS: u64 = 10_000;
+
+/// Kills units their home no longer wants, so a node that was declared dead
+/// and comes back does not run a job a second time beside its restart.
+async fn reconcile_loop(shared: Arc<NodeShared>, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(RECONCILE_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => reconcile(&shared).await,
+        }
+    }
+}
+
+async fn reconcile(shared: &Arc<NodeShared>) {
+    let Some(side) = shared.jobs.resource.as_ref() else {
+        return;
+    };
+    let now = unix_now_millis();
+    let mut by_home: BTreeMap<String, Vec<LocalUnit>> = BTreeMap::new();
+    for unit in side.units() {
+        if !unit.record.state.is_over()
+            && now.saturating_sub(unit.record.started_unix_ms) >= RECONCILE_MIN_AGE_MS
+        {
+            by_home.entry(unit.home.clone()).or_default().push(unit);
+        }
+    }
+    for (home, units) in by_home {
+        for chunk in units.chunks(super::home::UNITS_WANTED_MAX) {
+            let refs: Vec<pb::UnitRef> = chunk
+                .iter()
+                .map(|u| pb::UnitRef {
+                    job: u.job.clone(),
+                    rank: u.rank,
+                    attempt: u.attempt,
+                })
+                .collect();
+            let wanted = match units_wanted(shared, &home, refs).await {
+                Ok(w) if w.len() == chunk.len() => w,
+                Ok(_) => {
+                    tracing::warn!(home, "the home answered for another number of units");
+                    continue;
+                }
+                // Unreachable home: nobody can say, the units keep running.
+                Err(e) => {
+                    tracing::debug!(home, error = %e, "cannot check units with their home");
+                    continue;
+                }
+            };
+            for (unit, wanted) in chunk.iter().zip(wanted) {
+                if wanted {
+                    continue;
+                }
+                tracing::warn!(
+                    unit = %unit.unit,
+                    home,
+                    "the home no longer wants this unit (the job ended or was restarted elsewhere): killing it"
+                );
+                let shared = Arc::clone(shared);
+                let name = unit.unit.clone();
+                let killed = tokio::task::spawn_blocking(move || {
+                    shared
+                        .jobs
+                        .resource
+                        .as_ref()
+                        .map_or(Ok(0), |side| side.exec.signal(&name, libc::SIGKILL))
+                })
+                .await;
+                if let Ok(Err(e)) = killed {
+                    tracing::warn!(unit = %unit.unit, error = %e, "cannot kill an unwanted unit");
+                }
+            }
+        }
+    }
+}
+
+async fn units_wanted(
+    shared: &Arc<NodeShared>,
+    home: &str,
+    units: Vec<pb::UnitRef>,
+) -> Result<Vec<bool>, Status> {
+    if home == shared.config.name.as_str() {
+        return Ok(super::home::units_wanted(
+            shared,
+            shared.config.name.as_str(),
+            &units,
+        ));
+    }
+    let endpoint = peers::endpoint_of(shared, home)?;
+    let mut client = shared.jobs.peers.exec(shared, &endpoint)?;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.units_wanted(pb::UnitsWantedRequest { units }),
+    )
+    .await
+    .map_err(|_| Status::deadline_exceeded("the home did not answer within 5 s"))?;
+    if answer.is_err() {
+        shared.jobs.peers.forget(&endpoint);
+    }
+    Ok(answer?.into_inner().wanted)
 }
 
 /// A reservation's home asks this node to hold capacity for it.

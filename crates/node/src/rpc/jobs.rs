@@ -1066,6 +1066,23 @@ impl JobExec for JobExecService {
         ))
     }
 
+    async fn units_wanted(
+        &self,
+        request: Request<pb::UnitsWantedRequest>,
+    ) -> R<pb::UnitsWantedResponse> {
+        let node = crate::rpc::caller(&request, &self.shared, PrincipalKind::Node, "JobExec")?;
+        let req = request.into_inner();
+        if req.units.len() > home::UNITS_WANTED_MAX {
+            return Err(Status::invalid_argument(format!(
+                "at most {} units per request",
+                home::UNITS_WANTED_MAX
+            )));
+        }
+        Ok(Response::new(pb::UnitsWantedResponse {
+            wanted: home::units_wanted(&self.shared, &node.name, &req.units),
+        }))
+    }
+
     async fn unit_ended(&self, request: Request<pb::UnitEndedRequest>) -> R<pb::UnitEndedResponse> {
         self.node(&request)?;
         home::unit_ended(&self.shared, request.into_inner()).await?;
