@@ -538,11 +538,9 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
             if updated.is_none() {
                 // A quick unit's end may have closed the job before the
                 // placement was written down: the timeline still gets it.
-                shared.jobs.amend_ended(id, |j| {
-                    if j.attempt == attempt {
-                        j.event_at(placing_ms, decision.clone());
-                    }
-                });
+                shared
+                    .jobs
+                    .add_event_after_end(id, attempt, placing_ms, decision.clone());
             }
         }
         Err(why) => note_reason(shared, id, why),

@@ -58,6 +58,15 @@ pub enum JobCommand {
     RemoveHeld {
         id: String,
     },
+    /// An event for the timeline of a job whose record may be on its way
+    /// to the store (a quick unit's end can close the job before its
+    /// placement is written down); kept only while `attempt` is the job's.
+    AddEvent {
+        id: String,
+        attempt: u32,
+        unix_ms: u64,
+        text: String,
+    },
 }
 
 pub struct JobMachine;
@@ -125,6 +134,20 @@ impl StateMachine for JobMachine {
             }
             JobCommand::RemoveHeld { id } => {
                 HELD.remove(txn, id)?;
+                Ok(Vec::new())
+            }
+            JobCommand::AddEvent {
+                id,
+                attempt,
+                unix_ms,
+                text,
+            } => {
+                if let Some(mut job) = JOBS.get_w(txn, id)?
+                    && job.attempt == *attempt
+                {
+                    job.event_at(*unix_ms, text.clone());
+                    JOBS.insert(txn, id, &job)?;
+                }
                 Ok(Vec::new())
             }
         }

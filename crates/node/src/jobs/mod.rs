@@ -203,19 +203,15 @@ impl JobsState {
         }
     }
 
-    /// Changes the stored record of a job that has ended (nothing else
-    /// changes it any more).
-    pub fn amend_ended(&self, id: &str, change: impl FnOnce(&mut JobRecord)) {
-        let Some(mut job) = self.store.read(|r| query::job(r, id)).ok().flatten() else {
-            return;
-        };
-        if !job.state.is_terminal() {
-            return;
-        }
-        change(&mut job);
-        self.writer.send(JobCommand::Put {
-            job,
-            usage: Vec::new(),
+    /// Adds an event to the timeline of a job that is no longer active: it
+    /// goes through the writer after the job's last record (sent before the
+    /// job left the active set), so it lands on that record.
+    pub fn add_event_after_end(&self, id: &str, attempt: u32, unix_ms: u64, text: String) {
+        self.writer.send(JobCommand::AddEvent {
+            id: id.to_owned(),
+            attempt,
+            unix_ms,
+            text,
         });
     }
 
