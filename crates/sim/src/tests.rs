@@ -34,14 +34,19 @@ fn small_site(nodes: u32, seed: u64) -> World {
     w
 }
 
-fn quick(nodes: u32, seed: u64) -> SiteReport {
-    let s = SiteScenario {
+/// A small site with a short steady window, as the tests run it.
+fn test_scenario(nodes: u32, seed: u64) -> SiteScenario {
+    SiteScenario {
         nodes,
         seed,
         replicas: 3,
         dynamic_interval_ms: 2000,
         steady_secs: 3,
-    };
+    }
+}
+
+fn quick(nodes: u32, seed: u64) -> SiteReport {
+    let s = test_scenario(nodes, seed);
     let mut o = SiteOptions::for_scenario(&s);
     o.warmup_limit_secs = 60;
     o.observe_limit_secs = 20;
@@ -208,13 +213,7 @@ fn a_small_federation_prunes_sites() {
 }
 
 fn warm(nodes: u32, seed: u64) -> SiteReport {
-    let s = SiteScenario {
-        nodes,
-        seed,
-        replicas: 3,
-        dynamic_interval_ms: 2000,
-        steady_secs: 3,
-    };
+    let s = test_scenario(nodes, seed);
     let mut o = SiteOptions::for_scenario(&s);
     // As run_site does for large sites: membership formed, views holding
     // every node's first descriptor.

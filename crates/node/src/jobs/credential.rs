@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use tonic::Status;
 use xtreem_proto::vo as pb;
 use xtreem_token::{Claims, DelegationRequest};
 use xtreem_util::time::unix_now;
@@ -141,11 +140,7 @@ async fn exchange(
         Ok(r) => Ok(r.into_inner().token),
         Err(status) => {
             shared.jobs.peers.forget(&endpoint);
-            Err(describe(&status))
+            Err(format!("the VO authority refused: {}", status.message()))
         }
     }
-}
-
-fn describe(status: &Status) -> String {
-    format!("the VO authority refused: {}", status.message())
 }

@@ -1052,8 +1052,9 @@ pub struct JobExecService {
 }
 
 impl JobExecService {
-    fn node<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        crate::rpc::caller(request, &self.shared, PrincipalKind::Node, "JobExec").map(|_| ())
+    /// The calling node of this site (node mTLS), or why not.
+    fn node<T>(&self, request: &Request<T>) -> Result<xtreem_net::PeerIdentity, Status> {
+        crate::rpc::caller(request, &self.shared, PrincipalKind::Node, "JobExec")
     }
 }
 
@@ -1070,7 +1071,7 @@ impl JobExec for JobExecService {
         &self,
         request: Request<pb::UnitsWantedRequest>,
     ) -> R<pb::UnitsWantedResponse> {
-        let node = crate::rpc::caller(&request, &self.shared, PrincipalKind::Node, "JobExec")?;
+        let node = self.node(&request)?;
         let req = request.into_inner();
         if req.units.len() > home::UNITS_WANTED_MAX {
             return Err(Status::invalid_argument(format!(
