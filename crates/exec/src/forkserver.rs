@@ -7,6 +7,10 @@
 //! server's stdin): the unit directory as the payload and the write end of
 //! the report pipe as `SCM_RIGHTS`. The forked child puts that pipe on its
 //! stdout and becomes the unit's supervisor exactly as a spawned one would.
+//! Each supervisor is forked into a new PID namespace, whose init it is:
+//! the fork server unshares one for its next child and then returns to its
+//! own (`setns`), which the kernel allows any number of times, where a
+//! second `unshare` alone would be refused.
 //! The fork server ignores SIGCHLD, so the kernel reaps the supervisors it
 //! forked; it exits when the executor's end of the socket closes (the
 //! executor was dropped or the daemon died). Supervisors never depend on it.
@@ -111,6 +115,10 @@ pub(crate) fn serve(socket: RawFd) -> ! {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
     let _ = std::env::set_current_dir("/");
+    // Our own PID namespace, to return to after each fork; without it (or
+    // without the privilege to unshare) the supervisor makes its namespace
+    // itself, at the cost of one more process.
+    let own_pid_ns = std::fs::File::open("/proc/self/ns/pid").ok();
     let mut buf = vec![0u8; PATH_MAX];
     loop {
         let mut cmsg = nix::cmsg_space!([RawFd; 1]);
@@ -141,9 +149,24 @@ pub(crate) fn serve(socket: RawFd) -> ! {
             continue;
         };
         let dir = Path::new(OsStr::from_bytes(&buf[..len])).to_path_buf();
+        // SAFETY: unshare(CLONE_NEWPID) only affects children created later.
+        let new_ns = own_pid_ns.is_some() && unsafe { libc::unshare(libc::CLONE_NEWPID) } == 0;
         // SAFETY: we are single-threaded; the child goes on as a fresh
         // supervisor process would.
-        match unsafe { libc::fork() } {
+        let forked = unsafe { libc::fork() };
+        if new_ns
+            && forked != 0
+            && let Some(ns) = &own_pid_ns
+        {
+            // SAFETY: setns on a namespace descriptor we own; returning to
+            // our own namespace resets where the next child is born.
+            if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+                // The next unshare would fail: children would land in this
+                // unit's (dead) namespace. Better to end and be restarted.
+                std::process::exit(1);
+            }
+        }
+        match forked {
             0 => {
                 // SAFETY: descriptor and disposition changes in the child.
                 unsafe {

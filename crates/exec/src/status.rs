@@ -68,7 +68,6 @@ pub struct UnitStatus {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct StartedRecord {
     pub supervisor_pid: i32,
-    pub init_pid: i32,
     pub job_pid: i32,
     pub started_unix_ms: u64,
 }

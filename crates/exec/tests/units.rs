@@ -92,8 +92,8 @@ fn output_is_appended() {
 fn job_is_pid_2_of_its_own_namespace() {
     require_root!();
     let fx = Fixture::new("pidns");
-    // The job is pid 2 (pid 1 is the unit's init); /proc shows the
-    // namespace only: init, the shell, and ls.
+    // The job is pid 2 (pid 1 is the unit's supervisor); /proc shows the
+    // namespace only: the supervisor, the shell, ls and grep.
     fx.exec
         .launch(&fx.spec("u", &["sh", "-c", "echo $$; ls /proc | grep -c '^[0-9]*$'"]))
         .unwrap();
@@ -104,6 +104,59 @@ fn job_is_pid_2_of_its_own_namespace() {
     assert_eq!(lines[0], "2", "{out}");
     let visible: u32 = lines[1].parse().unwrap();
     assert!(visible <= 4, "the job sees {visible} processes: {out}");
+}
+
+#[test]
+fn a_spawned_supervisor_makes_the_namespace_itself() {
+    require_root!();
+    // A supervisor program whose fork server closes its socket at once
+    // but stays alive (so it is not restarted): the executor spawns one
+    // supervisor per unit, which must make its PID namespace itself.
+    let real = common::supervisor()[0].to_string_lossy().into_owned();
+    let script = format!(
+        "if [ \"$1\" = --fork-server ]; then exec 0<&-; exec sleep 20; fi; exec {real} \"$1\""
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let parent = format!("xtreem-test-{}-spawned", std::process::id());
+    let exec = Executor::open(
+        tmp.path().join("units"),
+        vec!["/bin/sh".into(), "-c".into(), script.into(), "sh".into()],
+        &parent,
+    )
+    .unwrap();
+    // Let the fork server close its socket first.
+    std::thread::sleep(Duration::from_millis(300));
+    let fx = Fixture::new("spawned");
+    let mut spec = fx.spec("u", &["sh", "-c", "echo $$; sleep 1; exit 3"]);
+    spec.stdout = fx.work.join("spawned.out");
+    let started = exec.launch(&spec).unwrap();
+    // Its parent is the spawned process (waiting for it), not a fork server.
+    let sup = started.supervisor_pid.unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{sup}/status")).unwrap();
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let parent_cmd = std::fs::read(format!("/proc/{ppid}/cmdline")).unwrap();
+    let parent_cmd = String::from_utf8_lossy(&parent_cmd);
+    assert!(
+        parent_cmd.contains("units/u") && !parent_cmd.contains("--fork-server"),
+        "{parent_cmd}"
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let end = rt
+        .block_on(async { tokio::time::timeout(Duration::from_secs(5), exec.wait("u")).await })
+        .expect("the unit ends")
+        .unwrap();
+    assert_eq!(end.state, UnitState::Exited { code: 3 }, "{end:?}");
+    let out = std::fs::read_to_string(fx.work.join("spawned.out")).unwrap();
+    assert_eq!(out.trim(), "2", "the job is pid 2 of its namespace");
+    exec.remove("u").unwrap();
 }
 
 #[test]

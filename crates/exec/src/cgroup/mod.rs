@@ -113,10 +113,6 @@ pub trait CgroupBackend: Send + Sync + std::fmt::Debug {
     fn clone_into(&self, _unit: &str) -> Option<PathBuf> {
         None
     }
-    /// v2: the supervisors' cgroup directory, for `clone3(CLONE_INTO_CGROUP)`.
-    fn supervisors_clone_into(&self) -> Option<PathBuf> {
-        None
-    }
     /// Host pids of the unit's processes (empty if the cgroup is gone).
     fn procs(&self, unit: &str) -> io::Result<Vec<i32>>;
     /// Asks the kernel to freeze or thaw; does not wait.

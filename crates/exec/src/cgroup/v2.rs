@@ -160,10 +160,6 @@ impl CgroupBackend for CgroupV2 {
         Some(self.dir(unit))
     }
 
-    fn supervisors_clone_into(&self) -> Option<PathBuf> {
-        Some(self.parent.join(SUPERVISORS))
-    }
-
     fn procs(&self, unit: &str) -> io::Result<Vec<i32>> {
         read_procs(&self.dir(unit).join("cgroup.procs"))
     }

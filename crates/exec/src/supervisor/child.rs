@@ -1,9 +1,9 @@
-//! The code that runs between `fork` and `exec`: the namespace's init
-//! (pid 1) and the job process (pid 2).
+//! The code that runs between the job process's creation and its `exec`.
 //!
-//! The supervisor is single-threaded, so allocating here would be safe, but
-//! everything the children need is prepared before the fork ([`ChildPlan`])
-//! and the children make raw system calls only.
+//! The job process shares the supervisor's memory until it execs
+//! ([`vfork_job`], as `posix_spawn` does) unless it is born in its v2
+//! cgroup by `clone3`: either way everything it needs is prepared before
+//! ([`ChildPlan`]), and it makes raw system calls only, never allocating.
 
 use std::ffi::{CString, c_int};
 use std::os::fd::RawFd;
@@ -69,8 +69,13 @@ pub(crate) struct ChildPlan {
     /// Where in the private `/tmp` ([`crate::CREDENTIAL_PATH`]) and what.
     credential: Option<(CString, Vec<u8>)>,
     candidates: Vec<CString>,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
+    /// Own what `argv_ptrs` and `envp_ptrs` point into.
+    _argv: Vec<CString>,
+    _envp: Vec<CString>,
+    /// Null-terminated pointers into `_argv` and `_envp` (their heap
+    /// buffers never move), built before the job process exists.
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
 }
 
 fn cstring(what: &str, s: impl Into<Vec<u8>>) -> Result<CString, String> {
@@ -115,7 +120,21 @@ impl ChildPlan {
         if spec.limits.memory_bytes > 0 {
             tmpfs_options.push_str(&format!(",size={}", spec.limits.memory_bytes));
         }
+        let argv: Vec<CString> = spec
+            .argv
+            .iter()
+            .map(|a| cstring("an argument", a.as_str()))
+            .collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = spec
+            .env
+            .iter()
+            .map(|(k, v)| cstring("the environment", format!("{k}={v}")))
+            .collect::<Result<_, _>>()?;
         Ok(ChildPlan {
+            argv_ptrs: null_terminated(&argv),
+            envp_ptrs: null_terminated(&envp),
+            _argv: argv,
+            _envp: envp,
             join: join
                 .iter()
                 .map(|p| cpath("cgroup file", p))
@@ -139,16 +158,6 @@ impl ChildPlan {
                 None => None,
             },
             candidates,
-            argv: spec
-                .argv
-                .iter()
-                .map(|a| cstring("an argument", a.as_str()))
-                .collect::<Result<_, _>>()?,
-            envp: spec
-                .env
-                .iter()
-                .map(|(k, v)| cstring("the environment", format!("{k}={v}")))
-                .collect::<Result<_, _>>()?,
         })
     }
 }
@@ -159,23 +168,78 @@ fn errno() -> c_int {
         .unwrap_or(libc::EIO)
 }
 
-/// Reports `stage`/`errno` on the error pipe and ends the process.
-fn fail(err_fd: RawFd, stage: Stage, errno: c_int) -> ! {
+/// The tag of the message that carries the job's host pid; failures carry
+/// their [`Stage`] (never 0).
+const HOST_PID: u32 = 0;
+
+/// The most the job process writes on the error pipe: its host pid, then
+/// possibly one failure.
+pub(crate) const MESSAGES_MAX: usize = 16;
+
+/// Writes one 8-byte message (tag, value) on the error pipe.
+fn send(err_fd: RawFd, tag: u32, value: i32) {
     let mut msg = [0u8; 8];
-    msg[..4].copy_from_slice(&(stage as u32).to_le_bytes());
-    msg[4..].copy_from_slice(&errno.to_le_bytes());
-    // SAFETY: plain system calls on a buffer we own; _exit never returns.
-    unsafe {
-        libc::write(err_fd, msg.as_ptr().cast(), msg.len());
-        libc::_exit(127)
-    }
+    msg[..4].copy_from_slice(&tag.to_le_bytes());
+    msg[4..].copy_from_slice(&value.to_le_bytes());
+    // SAFETY: a plain system call on a buffer we own.
+    unsafe { libc::write(err_fd, msg.as_ptr().cast(), msg.len()) };
 }
 
-/// Parses what [`fail`] wrote.
-pub(crate) fn decode_failure(msg: &[u8]) -> Option<(Stage, i32)> {
-    let stage = u32::from_le_bytes(msg.get(..4)?.try_into().ok()?);
-    let errno = i32::from_le_bytes(msg.get(4..8)?.try_into().ok()?);
-    Some((Stage::from_u32(stage)?, errno))
+/// Reports `stage`/`errno` on the error pipe and ends the process.
+fn fail(err_fd: RawFd, stage: Stage, errno: c_int) -> ! {
+    send(err_fd, stage as u32, errno);
+    // SAFETY: _exit never returns.
+    unsafe { libc::_exit(127) }
+}
+
+/// What the job process wrote on the error pipe before its exec closed it
+/// (or it ended): its host pid, and the failure if there was one.
+#[derive(Debug, Default)]
+pub(crate) struct Messages {
+    pub host_pid: Option<i32>,
+    pub failure: Option<(Stage, i32)>,
+    /// Bytes that are no message we know.
+    pub garbled: bool,
+}
+
+/// Parses what [`job`] wrote.
+pub(crate) fn decode_messages(bytes: &[u8]) -> Messages {
+    let mut out = Messages::default();
+    let mut chunks = bytes.chunks_exact(8);
+    for msg in &mut chunks {
+        let (tag, value) = msg.split_at(4);
+        let tag = u32::from_le_bytes([tag[0], tag[1], tag[2], tag[3]]);
+        let value = i32::from_le_bytes([value[0], value[1], value[2], value[3]]);
+        match (tag, Stage::from_u32(tag)) {
+            (HOST_PID, _) => out.host_pid = Some(value),
+            (_, Some(stage)) => out.failure = Some((stage, value)),
+            (_, None) => out.garbled = true,
+        }
+    }
+    if !chunks.remainder().is_empty() {
+        out.garbled = true;
+    }
+    out
+}
+
+/// Our pid as the host sees it, from `/proc/self` of the host's /proc
+/// (still mounted: we have not unshared the mount namespace yet), without
+/// allocating. 0 if it cannot be read.
+fn host_pid_raw() -> i32 {
+    let mut buf = [0u8; 16];
+    // SAFETY: readlink into a buffer we own, with its length.
+    let n = unsafe { libc::readlink(c"/proc/self".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n <= 0 {
+        return 0;
+    }
+    let mut pid: i32 = 0;
+    for &b in &buf[..n as usize] {
+        if !b.is_ascii_digit() {
+            return 0;
+        }
+        pid = pid.saturating_mul(10).saturating_add(i32::from(b - b'0'));
+    }
+    pid
 }
 
 fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
@@ -190,8 +254,9 @@ fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
 /// that user for good, and execs. Never returns; failures go to `err_fd`
 /// (close-on-exec, so a successful exec closes it: the supervisor reads EOF).
 pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
-    let argv = null_terminated(&plan.argv);
-    let envp = null_terminated(&plan.envp);
+    // The supervisor is the namespace's init and sees us as pid 2; the
+    // executor needs the host's pid.
+    send(err_fd, HOST_PID, host_pid_raw());
     // SAFETY: the process is a fresh fork of the single-threaded supervisor;
     // every pointer passed below comes from a CString or a local that
     // outlives the call.
@@ -240,7 +305,9 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
         // 3. Open the job's files with the job's file-system identity, so a
         //    symlink planted by the user cannot make root open anything.
         let groups = [plan.gid];
-        if libc::setgroups(1, groups.as_ptr()) != 0 {
+        // Raw system calls for the ids: glibc's wrappers would try to
+        // change every thread of a process whose memory we share.
+        if libc::syscall(libc::SYS_setgroups, 1, groups.as_ptr()) != 0 {
             fail(err_fd, Stage::Ids, errno());
         }
         libc::setfsgid(plan.gid);
@@ -370,10 +437,10 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
         }
 
         // 7. The job's identity, for good.
-        if libc::setresgid(plan.gid, plan.gid, plan.gid) != 0 {
+        if libc::syscall(libc::SYS_setresgid, plan.gid, plan.gid, plan.gid) != 0 {
             fail(err_fd, Stage::Ids, errno());
         }
-        if libc::setresuid(plan.uid, plan.uid, plan.uid) != 0 {
+        if libc::syscall(libc::SYS_setresuid, plan.uid, plan.uid, plan.uid) != 0 {
             fail(err_fd, Stage::Ids, errno());
         }
         if libc::getuid() == 0
@@ -401,7 +468,11 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
         let mut last = libc::ENOENT;
         let mut denied = false;
         for path in &plan.candidates {
-            libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::execve(
+                path.as_ptr(),
+                plan.argv_ptrs.as_ptr(),
+                plan.envp_ptrs.as_ptr(),
+            );
             last = errno();
             match last {
                 libc::EACCES => denied = true,
@@ -417,38 +488,64 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
     }
 }
 
-/// The namespace's init (pid 1): reaps orphans (SIGCHLD ignored, so the
-/// kernel reaps them) and ends when the supervisor does (EOF on
-/// `alive_fd`); its end kills every process left in the namespace.
-pub(crate) fn init(alive_fd: RawFd) -> ! {
-    // SAFETY: plain system calls in a fresh fork of a single-threaded process.
-    unsafe {
-        libc::dup2(alive_fd, 0);
-        libc::syscall(
-            libc::SYS_close_range,
-            1 as libc::c_uint,
-            libc::c_uint::MAX,
-            0 as libc::c_uint,
-        );
-        libc::prctl(
-            libc::PR_SET_NAME,
-            c"xtreem-init".as_ptr() as libc::c_ulong,
+/// Stack of the job process between its creation and its exec: a few
+/// system calls, but guarded.
+const JOB_STACK: usize = 256 * 1024;
+
+/// What [`vfork_entry`] gets.
+struct VforkArgs<'a> {
+    plan: &'a ChildPlan,
+    err_fd: RawFd,
+}
+
+extern "C" fn vfork_entry(arg: *mut libc::c_void) -> c_int {
+    // SAFETY: `arg` is the `VforkArgs` that `vfork_job` keeps alive (its
+    // caller is suspended until we exec or end).
+    let args = unsafe { &*(arg as *const VforkArgs) };
+    job(args.plan, false, args.err_fd)
+}
+
+/// Starts [`job`] sharing our memory (`CLONE_VM | CLONE_VFORK`, as
+/// `posix_spawn` does): no page tables to copy or tear down at exec, and we
+/// resume once it has exec'd or ended. It runs on a stack of its own with a
+/// guard page. Returns its pid (in our PID namespace) or the errno.
+///
+/// # Safety
+/// The caller must be single-threaded; `plan` must stay untouched until the
+/// call returns (it does: we are suspended meanwhile).
+pub(crate) unsafe fn vfork_job(plan: &ChildPlan, err_fd: RawFd) -> Result<libc::pid_t, c_int> {
+    // SAFETY: a private anonymous mapping we unmap below; the lowest page
+    // becomes the guard.
+    let stack = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            JOB_STACK,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+            -1,
             0,
-            0,
-            0,
-        );
-        libc::signal(libc::SIGCHLD, libc::SIG_IGN);
-        let mut buf = [0u8; 16];
-        loop {
-            let n = libc::read(0, buf.as_mut_ptr().cast(), buf.len());
-            if n < 0 && errno() == libc::EINTR {
-                continue;
-            }
-            if n <= 0 {
-                libc::_exit(0);
-            }
-        }
+        )
+    };
+    if stack == libc::MAP_FAILED {
+        return Err(errno());
     }
+    // SAFETY: the first page of the mapping we just made.
+    unsafe { libc::mprotect(stack, 4096, libc::PROT_NONE) };
+    let args = VforkArgs { plan, err_fd };
+    // SAFETY: the stack grows down from the end of the mapping; the child
+    // only makes system calls and execs or _exits; `args` outlives it.
+    let pid = unsafe {
+        libc::clone(
+            vfork_entry,
+            stack.cast::<u8>().add(JOB_STACK).cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            (&args as *const VforkArgs).cast_mut().cast(),
+        )
+    };
+    let result = if pid < 0 { Err(errno()) } else { Ok(pid) };
+    // SAFETY: the child has exec'd or ended: nothing uses the stack now.
+    unsafe { libc::munmap(stack, JOB_STACK) };
+    result
 }
 
 /// `clone3` arguments (Linux 5.7 layout, with `cgroup`).

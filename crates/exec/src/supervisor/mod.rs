@@ -5,8 +5,8 @@
 //! Process tree (host view):
 //!
 //! ```text
-//! daemon ─spawn─> fork server ─fork─> S  supervisor: own session; v2: cgroup <parent>/_supervisors
-//!                                     ├─ I  init, pid 1 of the unit's PID namespace (not in the unit cgroup)
+//! daemon ─spawn─> fork server ─fork─> S  supervisor: own session, pid 1 of the unit's PID namespace;
+//!                                     │  v2: cgroup <parent>/_supervisors
 //!                                     └─ J  job, pid 2 of that namespace, in the unit cgroup; execs the program
 //! ```
 //!
@@ -14,17 +14,19 @@
 //! executor) reaps it; if that parent dies first, S is an orphan like any
 //! other and carries on.
 //!
-//! S unshares a PID namespace and forks I first (so it is pid 1) and then J
-//! (pid 2): both are S's children, so S learns J's host pid from `fork` and its exact wait
-//! status from `waitpid`; I only reaps orphans and, when it ends (S killing
-//! it, or S dying: I reads EOF on a pipe only S holds), the kernel kills
-//! every process left in the namespace. J joins the unit cgroup (v2: it is
-//! born there, `clone3(CLONE_INTO_CGROUP)`; v1: it writes `0` to each
-//! hierarchy's `tasks`, which moves one thread without the kernel's global
-//! threadgroup lock), unshares a mount namespace (private `/tmp`, its own
-//! `/proc`), opens its files as the job's user, drops to that user and
-//! execs; an exec failure travels back on a close-on-exec pipe (EOF means
-//! the exec succeeded).
+//! S is born as the init of a new PID namespace (the fork server unshares
+//! one for each supervisor it forks; a spawned supervisor unshares one and
+//! forks itself, the parent only waiting for it): it learns J's exact wait
+//! status from `waitpid`, reaps orphans, and when it ends, the kernel kills
+//! every process left in the namespace. Being init, it is not the job's
+//! business: the job runs as another uid, so it cannot signal S. J shares
+//! S's memory until it execs (`CLONE_VM | CLONE_VFORK`; v2: it is born in
+//! its cgroup by `clone3(CLONE_INTO_CGROUP)` instead); v1: it writes `0` to
+//! each hierarchy's `tasks`, which moves one thread without the kernel's
+//! global threadgroup lock. It unshares a mount namespace (private `/tmp`,
+//! its own `/proc`), opens its files as the job's user, drops to that user
+//! and execs; its host pid and an exec failure travel back on a
+//! close-on-exec pipe (EOF after the pid means the exec succeeded).
 //!
 //! S reports to the launcher on its stdout (a pipe) with one JSON line, and
 //! records `started.json` and `exit.json` in the unit directory (temporary
@@ -98,8 +100,60 @@ fn log(msg: &str) {
     eprintln!(
         "{} xtreem-supervisor[{}]: {msg}",
         unix_now_millis(),
-        std::process::id()
+        host_pid()
     );
+}
+
+/// Our pid as the host sees it: `getpid` says 1 in our own namespace, but
+/// `/proc` is still the host's. Not cached: a process that forks must not
+/// hand its value down.
+fn host_pid() -> i32 {
+    fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        .unwrap_or_else(|| std::process::id() as i32)
+}
+
+/// Makes this process the init of a new PID namespace unless it already is
+/// (the fork server forks supervisors that are): unshares one and forks;
+/// the child goes on as the supervisor, this process only waits for it
+/// and ends with its exit code.
+fn become_namespace_init() -> Result<(), String> {
+    // SAFETY: getpid has no preconditions.
+    if unsafe { libc::getpid() } == 1 {
+        return Ok(());
+    }
+    // SAFETY: unshare(CLONE_NEWPID) only affects children created later.
+    if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
+        return Err(format!(
+            "cannot create a PID namespace: {}",
+            io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: we are single-threaded.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!("fork: {}", io::Error::last_os_error())),
+        0 => Ok(()),
+        child => {
+            // Keep no copy of the launcher's pipe or the lock: the child's
+            // end must be seen as theirs.
+            // SAFETY: closing descriptors above stderr of this process,
+            // which only waits from now on.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_close_range,
+                    3 as libc::c_uint,
+                    libc::c_uint::MAX,
+                    0 as libc::c_uint,
+                )
+            };
+            let code = match wait_child(child) {
+                Some(Ended::Code(code)) => code,
+                _ => 1,
+            };
+            std::process::exit(code)
+        }
+    }
 }
 
 fn errno_text(errno: i32) -> &'static str {
@@ -198,7 +252,7 @@ fn hold_lock(dir: &Path) -> Result<fs::File, String> {
         ));
     }
     f.set_len(0)
-        .and_then(|_| f.write_all(std::process::id().to_string().as_bytes()))
+        .and_then(|_| f.write_all(host_pid().to_string().as_bytes()))
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(f)
 }
@@ -209,6 +263,7 @@ fn run(dir: &Path) -> Result<(), String> {
     let mut reporter = setup_descriptors(dir)?;
     // Do not pin whatever directory the daemon ran in.
     let _ = std::env::set_current_dir("/");
+    become_namespace_init()?;
     let _lock = hold_lock(dir)?;
     let launched_ms = unix_now_millis();
     let input: SupervisorInput = match files::read_json(dir, SPEC) {
@@ -230,9 +285,8 @@ fn run(dir: &Path) -> Result<(), String> {
     match sup.start() {
         Ok(running) => {
             let started = StartedRecord {
-                supervisor_pid: std::process::id() as i32,
-                init_pid: running.init,
-                job_pid: running.job,
+                supervisor_pid: host_pid(),
+                job_pid: running.job_host_pid,
                 started_unix_ms: running.started_ms,
             };
             if let Err(e) = files::write_json_atomic(dir, STARTED, &started) {
@@ -241,7 +295,7 @@ fn run(dir: &Path) -> Result<(), String> {
             reporter.send(&Report::Started(started));
 
             drop(reporter);
-            sup.leave_daemon_cgroup(&running);
+            sup.leave_daemon_cgroup();
             let record = sup.watch(running);
             files::write_json_atomic(dir, EXIT, &record).map_err(|e| e.to_string())
         }
@@ -273,17 +327,15 @@ fn finish_failed(dir: &Path, reporter: &mut Reporter, record: ExitRecord) -> Res
 
 /// A started unit.
 struct Running {
+    /// The job process's pid in our namespace (2).
     job: i32,
-    init: i32,
-    /// Init is already in the supervisors' cgroup.
-    init_placed: bool,
+    /// ... and on the host, as it told us.
+    job_host_pid: i32,
     started_ms: u64,
     started_at: Instant,
     /// The cgroup's OOM kill count at the start: a reused cgroup counts
     /// its earlier units' kills too.
     oom_baseline: u64,
-    /// The write end of I's pipe: I lives while this is open.
-    _alive: OwnedFd,
 }
 
 struct Supervisor<'a> {
@@ -401,28 +453,27 @@ fn open_dir(dir: &Path) -> Option<OwnedFd> {
         .ok()
 }
 
-/// Forks, into the cgroup `cgroup` if given and the kernel can. Returns
-/// (pid or 0 in the child, whether the child was born in `cgroup`).
+/// Starts the job process: born in the cgroup `cgroup` by `clone3` if
+/// given and the kernel can, else sharing our memory until it execs.
+/// Returns its pid in our namespace.
 ///
 /// # Safety
-/// As `fork` in a single-threaded process; see [`child::fork_into_cgroup`]
-/// for what the child may do.
-unsafe fn spawn(cgroup: Option<&OwnedFd>) -> io::Result<(i32, bool)> {
+/// The caller must be single-threaded.
+unsafe fn spawn_job(plan: &ChildPlan, cgroup: Option<&OwnedFd>, err_fd: i32) -> io::Result<i32> {
     if let Some(fd) = cgroup {
-        // SAFETY: forwarded to the caller.
+        // SAFETY: single-threaded (the caller's promise); the child only
+        // makes system calls until it execs.
         match unsafe { child::fork_into_cgroup(fd.as_raw_fd()) } {
-            Ok(pid) => return Ok((pid, true)),
+            Ok(0) => child::job(plan, true, err_fd),
+            Ok(pid) => return Ok(pid),
             Err(errno) => log(&format!(
-                "clone3 into a cgroup failed ({}); using fork",
+                "clone3 into a cgroup failed ({}); joining it after the start",
                 errno_text(errno)
             )),
         }
     }
-    // SAFETY: forwarded to the caller.
-    match unsafe { libc::fork() } {
-        -1 => Err(io::Error::last_os_error()),
-        pid => Ok((pid, false)),
-    }
+    // SAFETY: as above; `plan` is not touched until the call returns.
+    unsafe { child::vfork_job(plan, err_fd) }.map_err(io::Error::from_raw_os_error)
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -449,48 +500,22 @@ impl Supervisor<'_> {
         let v2 = self.cgroup.version() == CgroupVersion::V2;
         if !v2 && !in_supervisors_cgroup(false) {
             // Spawned, not forked by the fork server (which lives there).
-            // Cheap in v1 (one thread, no global lock); before the forks, so
-            // init follows.
+            // Cheap in v1 (one thread, no global lock).
             self.join_supervisors();
         }
-        // v2: children are born in their cgroups (clone3), no migration.
+        // v2: the job is born in its cgroup (clone3), no migration.
         let unit_fd = self.cgroup.clone_into(unit).and_then(|d| open_dir(&d));
-        let sup_fd = self
-            .cgroup
-            .supervisors_clone_into()
-            .and_then(|d| open_dir(&d));
         let plan = ChildPlan::new(self.spec, &self.cgroup.join_files(unit))?;
         let set = handled_signals();
         // SAFETY: blocking signals of our only thread.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-        // SAFETY: unshare(CLONE_NEWPID) only affects children created later.
-        if unsafe { libc::unshare(libc::CLONE_NEWPID) } != 0 {
-            return Err(format!(
-                "cannot create a PID namespace: {}",
-                io::Error::last_os_error()
-            ));
-        }
-        let (alive_r, alive_w) = pipe()?;
-        // SAFETY: we are single-threaded; the child only makes system calls.
-        let (init, init_placed) = match unsafe { spawn(sup_fd.as_ref()) } {
-            Err(e) => return Err(format!("fork: {e}")),
-            Ok((0, _)) => child::init(alive_r.as_raw_fd()),
-            Ok(forked) => forked,
-        };
-        drop(alive_r);
         let (err_r, err_w) = pipe()?;
-        // SAFETY: as above.
-        let job = match unsafe { spawn(unit_fd.as_ref()) } {
-            Err(e) => {
-                self.stop_init(init);
-                return Err(format!("fork: {e}"));
-            }
-            Ok((0, in_cgroup)) => child::job(&plan, in_cgroup, err_w.as_raw_fd()),
-            Ok((pid, _)) => pid,
-        };
+        // SAFETY: we are single-threaded.
+        let job = unsafe { spawn_job(&plan, unit_fd.as_ref(), err_w.as_raw_fd()) }
+            .map_err(|e| format!("cannot start the job process: {e}"))?;
         drop(err_w);
-        // EOF: the exec succeeded (the pipe is close-on-exec); 8 bytes: it failed.
-        let mut msg = [0u8; 8];
+        // EOF after the pid: the exec succeeded (the pipe is close-on-exec).
+        let mut msg = [0u8; child::MESSAGES_MAX];
         let mut got = 0;
         let mut file = fs::File::from(err_r);
         while got < msg.len() {
@@ -506,20 +531,18 @@ impl Supervisor<'_> {
         }
         let started_at = Instant::now();
         let started_ms = unix_now_millis();
-        if got == 0 {
+        let messages = child::decode_messages(&msg[..got]);
+        if messages.failure.is_none() && !messages.garbled {
             return Ok(Running {
                 job,
-                init,
-                init_placed: init_placed || !v2,
+                job_host_pid: messages.host_pid.unwrap_or(0),
                 started_ms,
                 started_at,
                 oom_baseline,
-                _alive: alive_w,
             });
         }
         wait_child(job);
-        self.stop_init(init);
-        Err(match child::decode_failure(&msg[..got]) {
+        Err(match messages.failure {
             Some((stage, errno)) => self.failure_text(stage, errno),
             None => "the job process failed before exec".to_string(),
         })
@@ -535,28 +558,11 @@ impl Supervisor<'_> {
     }
 
     /// v2, after the start was reported (a migration may wait for an RCU
-    /// grace period): the supervisor, and init if clone3 could not place
-    /// it, leave the daemon's cgroup.
-    fn leave_daemon_cgroup(&self, running: &Running) {
-        if self.cgroup.version() != CgroupVersion::V2 {
-            return;
-        }
-        if !in_supervisors_cgroup(true) {
+    /// grace period): a spawned supervisor leaves the daemon's cgroup.
+    fn leave_daemon_cgroup(&self) {
+        if self.cgroup.version() == CgroupVersion::V2 && !in_supervisors_cgroup(true) {
             self.join_supervisors();
         }
-        if !running.init_placed {
-            for f in self.cgroup.supervisor_join_files() {
-                if let Err(e) = crate::cgroup::write_value(&f, &running.init.to_string()) {
-                    log(&format!("cannot move init to {}: {e}", f.display()));
-                }
-            }
-        }
-    }
-
-    fn stop_init(&self, init: i32) {
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(init, libc::SIGKILL) };
-        wait_child(init);
     }
 
     fn failure_text(&self, stage: Stage, errno: i32) -> String {
@@ -625,13 +631,11 @@ impl Supervisor<'_> {
         let mut walltime_hit = false;
         let mut stopped_by: Option<c_int> = None;
         let mut job_end: Option<Ended> = None;
-        let mut init_alive = true;
         loop {
+            // As the namespace's init we also reap the job's orphans.
             reap(|pid, how| {
                 if pid == running.job {
                     job_end = Some(how);
-                } else if pid == running.init {
-                    init_alive = false;
                 }
             });
             if job_end.is_some() {
@@ -664,20 +668,14 @@ impl Supervisor<'_> {
                 stopped_by = Some(sig);
                 log(&format!("received signal {sig}: killing the unit"));
                 let _ = self.cgroup.kill_all(unit);
-                // SAFETY: kill(2) on our own children.
-                unsafe {
-                    libc::kill(running.job, libc::SIGKILL);
-                    libc::kill(running.init, libc::SIGKILL);
-                }
+                // SAFETY: kill(2) on our own child.
+                unsafe { libc::kill(running.job, libc::SIGKILL) };
             }
         }
         let ended_ms = unix_now_millis();
         // Whatever the job left behind goes now: SIGKILL to the cgroup, and
-        // the end of init kills the rest of the namespace.
+        // our own end kills the rest of the namespace.
         let _ = self.cgroup.kill_all(unit);
-        if init_alive {
-            self.stop_init(running.init);
-        }
         let drain_until = Instant::now() + DRAIN_TIMEOUT;
         let mut pause = Duration::from_micros(200);
         while self.cgroup.procs(unit).is_ok_and(|p| !p.is_empty()) {
@@ -742,7 +740,7 @@ impl Supervisor<'_> {
             state,
             reason,
             limit_exceeded,
-            job_pid: Some(running.job),
+            job_pid: Some(running.job_host_pid),
             started_unix_ms: running.started_ms,
             ended_unix_ms: ended_ms,
             usage,
