@@ -6,7 +6,7 @@
 //! restarted elsewhere).
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -354,6 +354,11 @@ impl ResourceSide {
         }
     }
 
+    /// Holds `unit`'s new state in memory only.
+    fn remember(&self, unit: LocalUnit) {
+        lock(&self.units).insert(unit.unit.clone(), unit);
+    }
+
     fn put(&self, shared: &NodeShared, unit: LocalUnit) -> super::writer::Durable {
         let mut units = lock(&self.units);
         units.insert(unit.unit.clone(), unit.clone());
@@ -542,12 +547,35 @@ fn prepare_workdir(
         Some(w) => scratch.join(w),
         None => scratch.join(job.array_parent().to_string()),
     };
-    if !dir.exists() {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create the working directory {}: {e}", dir.display()))?;
+    // One mkdir in the common case (a new job's directory in an existing
+    // scratch); parents only when a relative workdir names them.
+    let mut builder = std::fs::DirBuilder::new();
+    builder.mode(0o700);
+    let cannot =
+        |e: std::io::Error| format!("cannot create the working directory {}: {e}", dir.display());
+    let created = match builder.create(&dir) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Parents as before: searchable, the job's own directory not.
+            if let Some(parent) = dir.parent() {
+                std::fs::create_dir_all(parent).map_err(cannot)?;
+            }
+            match builder.create(&dir) {
+                Ok(()) => true,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+                Err(e) => return Err(cannot(e)),
+            }
+        }
+        Err(e) => {
+            return Err(format!(
+                "cannot create the working directory {}: {e}",
+                dir.display()
+            ));
+        }
+    };
+    if created {
         chown(&dir, mapping)?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot set the mode of {}: {e}", dir.display()))?;
     }
     Ok(dir)
 }
@@ -770,17 +798,25 @@ pub async fn watch_unit(shared: Arc<NodeShared>, unit: String) {
     let mut ended = local;
     ended.record = record;
     let code = ended.checkpoint.as_ref().and_then(|c| c.exit_code);
+    let mut differs_from_exit_file = false;
     if code.is_some() && ended.record.exit == code.map(Exit::Code) {
         let problems = super::checkpoint::push(&shared, &ended).await;
         if !problems.is_empty() {
             // Without its files the job cannot restart from them.
             ended.record.state = UnitState::Failed;
             ended.record.reason = format!("checkpoint not saved: {}", problems.join("; "));
+            differs_from_exit_file = true;
         }
     }
-    // Not awaited: after a crash the executor still knows how the unit
-    // ended (its exit file), and re-adoption reads it from there.
-    drop(side.put(&shared, ended));
+    if differs_from_exit_file {
+        // Not awaited: the report below carries it too.
+        drop(side.put(&shared, ended));
+    } else {
+        // Memory only: after a crash the executor still knows how the unit
+        // ended (its exit file) and re-adoption reads it from there; the
+        // store gets the end with the reported mark, once the home has it.
+        side.remember(ended);
+    }
     shared.jobs.wake.notify_one();
     report(shared, unit).await;
 }

@@ -239,11 +239,20 @@ pub async fn run(
     // (thousands of jobs in flight); growth over the second is what
     // finished records keep.
     let rss_start = super::bench::rss_kib(home_pid)?;
+    let busy_start = super::bench::machine_busy_ms()?;
     let (mut ids, submit_rate, throughput) = batch(&client, jobs, in_flight).await?;
+    let busy = super::bench::machine_busy_ms()? - busy_start;
     let rss_first = super::bench::rss_kib(home_pid)?;
     line("submissions acknowledged", submit_rate, "per s");
     line("jobs run to completion", throughput, "per s");
     line("throughput / raw fork+exec", 100.0 * throughput / raw, "%");
+    // The cost per job, all processes together (daemons, supervisors, jobs,
+    // this client): steadier than the rate when the machine's speed varies.
+    line(
+        "machine CPU per job, first batch (all processes)",
+        busy / f64::from(jobs),
+        "ms",
+    );
     let (more, _, throughput2) = batch(&client, jobs, in_flight).await?;
     ids.extend(more);
     let rss_second = super::bench::rss_kib(home_pid)?;
