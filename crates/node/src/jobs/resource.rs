@@ -73,11 +73,25 @@ impl Ledger {
         })
     }
 
-    /// What units outside reservations use, plus what active reservations
-    /// keep back: the rest is free for any job.
+    /// Claims that no active reservation covers: outside any reservation,
+    /// or in one that has ended, been cancelled or is unknown here. A job
+    /// that outlives its reservation keeps running, on the node's ordinary
+    /// capacity.
+    fn uncovered_claims(&self, now_ms: u64) -> impl Iterator<Item = &Claim> {
+        self.claims().filter(move |c| match &c.reservation {
+            None => true,
+            Some(id) => !self
+                .reservations
+                .get(id)
+                .is_some_and(|r| r.is_active_at(now_ms)),
+        })
+    }
+
+    /// What units outside active reservations use, plus what active
+    /// reservations keep back: the rest is free for any job.
     fn used(&self) -> (u32, u64) {
         let now_ms = unix_now_millis();
-        let (c, m) = Self::sum(self.claims().filter(|c| c.reservation.is_none()));
+        let (c, m) = Self::sum(self.uncovered_claims(now_ms));
         self.reservations
             .values()
             .filter(|r| r.is_active_at(now_ms))
@@ -264,7 +278,7 @@ impl ResourceSide {
             (c.saturating_add(x.cores), m.saturating_add(x.memory_bytes))
         });
         let (running_c, running_m) = if r.start_unix_ms <= now_ms {
-            Ledger::sum(ledger.claims().filter(|c| c.reservation.is_none()))
+            Ledger::sum(ledger.uncovered_claims(now_ms))
         } else {
             (0, 0)
         };
@@ -1201,4 +1215,60 @@ pub async fn release_reservation(shared: &Arc<NodeShared>, id: &str) -> Result<(
             .map_err(Status::internal)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reservation(id: &str, cores: u32, start: u64, end: u64) -> Reservation {
+        Reservation {
+            id: id.into(),
+            owner: Owner {
+                subject: "alice".into(),
+                issuer: String::new(),
+                vo: "bio".into(),
+                groups: Vec::new(),
+            },
+            nodes: vec!["n1".into()],
+            cores,
+            memory_bytes: 0,
+            start_unix_ms: start,
+            end_unix_ms: end,
+            exclusive: false,
+            cancelled: false,
+        }
+    }
+
+    fn claim(cores: u32, reservation: Option<&str>) -> Claim {
+        Claim {
+            cores,
+            memory: 0,
+            vo: "bio".into(),
+            owner: "alice".into(),
+            reservation: reservation.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn units_of_an_ended_reservation_count_as_ordinary_use() {
+        let now = unix_now_millis();
+        let mut ledger = Ledger::default();
+        ledger.reservations.insert(
+            "r-a.1".into(),
+            reservation("r-a.1", 4, now - 10_000, now + 60_000),
+        );
+        ledger.reservations.insert(
+            "r-a.2".into(),
+            reservation("r-a.2", 4, now - 60_000, now - 1_000),
+        );
+        ledger.running.insert("u1".into(), claim(1, None));
+        // Inside the active reservation: its 4 held cores cover it.
+        ledger.running.insert("u2".into(), claim(2, Some("r-a.1")));
+        // Its reservation ended: the unit still runs and takes real cores.
+        ledger.running.insert("u3".into(), claim(3, Some("r-a.2")));
+        // A reservation this node does not hold covers nothing.
+        ledger.running.insert("u4".into(), claim(1, Some("r-b.9")));
+        assert_eq!(ledger.used().0, 1 + 4 + 3 + 1);
+    }
 }
