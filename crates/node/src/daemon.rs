@@ -902,6 +902,12 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
     }
     let _ = std::fs::remove_file(&socket_path);
     let _ = std::fs::remove_file(shared.data.endpoints());
+    if let Some(side) = shared.jobs.resource.as_ref() {
+        // The units' state directory lives on a tmpfs, outside the data dir:
+        // a node that stops with no unit left takes it along (rmdir fails,
+        // harmlessly, while units that must be re-adopted are in it).
+        let _ = std::fs::remove_dir(side.exec.root());
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -315,8 +315,12 @@ impl Grid {
             .iter_mut()
             .filter_map(|n| if n.is_running() { n.pid() } else { None })
             .collect();
+        // Nodes that already ended (such as one refused at enrollment) are
+        // cleaned up as usual: nothing of theirs is left to keep.
         for node in &mut self.nodes {
-            node.detach();
+            if node.is_running() {
+                node.detach();
+            }
         }
         let root = match std::mem::replace(&mut self.root, Root::Kept(PathBuf::new())) {
             Root::Temp(t) => t.keep(),
