@@ -224,8 +224,8 @@ pub(crate) fn decode_messages(bytes: &[u8]) -> Messages {
 
 /// Our pid as the host sees it, from `/proc/self` of the host's /proc
 /// (still mounted: we have not unshared the mount namespace yet), without
-/// allocating. 0 if it cannot be read.
-fn host_pid_raw() -> i32 {
+/// allocating, so the job process can call it too. 0 if it cannot be read.
+pub(crate) fn host_pid() -> i32 {
     let mut buf = [0u8; 16];
     // SAFETY: readlink into a buffer we own, with its length.
     let n = unsafe { libc::readlink(c"/proc/self".as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -256,7 +256,7 @@ fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
 pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
     // The supervisor is the namespace's init and sees us as pid 2; the
     // executor needs the host's pid.
-    send(err_fd, HOST_PID, host_pid_raw());
+    send(err_fd, HOST_PID, host_pid());
     // SAFETY: the process is a fresh fork of the single-threaded supervisor;
     // every pointer passed below comes from a CString or a local that
     // outlives the call.

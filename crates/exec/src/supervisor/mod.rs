@@ -108,10 +108,10 @@ fn log(msg: &str) {
 /// `/proc` is still the host's. Not cached: a process that forks must not
 /// hand its value down.
 fn host_pid() -> i32 {
-    fs::read_link("/proc/self")
-        .ok()
-        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
-        .unwrap_or_else(|| std::process::id() as i32)
+    match child::host_pid() {
+        0 => std::process::id() as i32,
+        pid => pid,
+    }
 }
 
 /// Makes this process the init of a new PID namespace unless it already is

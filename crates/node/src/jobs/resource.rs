@@ -567,26 +567,20 @@ fn prepare_workdir(
     builder.mode(0o700);
     let cannot =
         |e: std::io::Error| format!("cannot create the working directory {}: {e}", dir.display());
-    let created = match builder.create(&dir) {
-        Ok(()) => true,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+    let made = match builder.create(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Parents as before: searchable, the job's own directory not.
             if let Some(parent) = dir.parent() {
                 std::fs::create_dir_all(parent).map_err(cannot)?;
             }
-            match builder.create(&dir) {
-                Ok(()) => true,
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
-                Err(e) => return Err(cannot(e)),
-            }
+            builder.create(&dir)
         }
-        Err(e) => {
-            return Err(format!(
-                "cannot create the working directory {}: {e}",
-                dir.display()
-            ));
-        }
+        made => made,
+    };
+    let created = match made {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(cannot(e)),
     };
     if created {
         chown(&dir, mapping)?;
