@@ -31,6 +31,7 @@
 //! cores = 8                    # default: the machine's cores (more oversubscribes)
 //! memory = "16GiB"             # default: the machine's memory
 //! state_dir = "/run/xtreem/n1"  # units' state; default: a tmpfs (/run, /dev/shm)
+//! retention = "7d"             # ended jobs, units and reservations are then forgotten
 //! ```
 //!
 //! `[listen] gossip` is the UDP address of the site's gossip (default: the
@@ -84,16 +85,36 @@ struct RawJobs {
     cores: Option<Spanned<u32>>,
     memory: Option<Spanned<String>>,
     state_dir: Option<Spanned<PathBuf>>,
+    #[serde(default, deserialize_with = "optional_duration_spanned")]
+    retention: Option<Spanned<Duration>>,
 }
 
+/// How long ended things are kept when the config does not say.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// What units may use on a resource node; None is the machine's own.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct JobsConfig {
     pub cores: Option<u32>,
     pub memory_bytes: Option<u64>,
     /// Where the executor keeps its units' state; None: a tmpfs when the
     /// machine has one (`xtreem_exec::state_dir_for`).
     pub state_dir: Option<PathBuf>,
+    /// How long this node keeps ended jobs (as their home), the records of
+    /// ended units whose home has them (as a resource node) and ended
+    /// reservations, before forgetting them; usage records stay.
+    pub retention: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            cores: None,
+            memory_bytes: None,
+            state_dir: None,
+            retention: DEFAULT_RETENTION,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -422,39 +443,50 @@ impl NodeConfig {
         };
 
         let directory = directory_config(raw.directory, &refuse)?;
-        let jobs =
-            JobsConfig {
-                cores: match raw.jobs.cores {
-                    Some(c) if !(1..=65_536).contains(c.get_ref()) => {
-                        return Err(refuse(
-                            c.span(),
-                            format!(
-                                "key `jobs.cores`: expected 1 to 65536 cores, got {}",
-                                c.get_ref()
-                            ),
-                        ));
-                    }
-                    c => c.map(Spanned::into_inner),
-                },
-                memory_bytes: match raw.jobs.memory {
-                    Some(m) => Some(xtreem_job::parse_size(m.get_ref()).map_err(|e| {
+        let jobs = JobsConfig {
+            cores: match raw.jobs.cores {
+                Some(c) if !(1..=65_536).contains(c.get_ref()) => {
+                    return Err(refuse(
+                        c.span(),
+                        format!(
+                            "key `jobs.cores`: expected 1 to 65536 cores, got {}",
+                            c.get_ref()
+                        ),
+                    ));
+                }
+                c => c.map(Spanned::into_inner),
+            },
+            memory_bytes: match raw.jobs.memory {
+                Some(m) => {
+                    Some(xtreem_job::parse_size(m.get_ref()).map_err(|e| {
                         refuse(m.span(), format!("key `jobs.memory`: {}", e.message))
-                    })?),
-                    None => None,
-                },
-                state_dir: match raw.jobs.state_dir {
-                    Some(d) if !d.get_ref().is_absolute() => {
-                        return Err(refuse(
-                            d.span(),
-                            format!(
-                                "key `jobs.state_dir`: expected an absolute path, got {:?}",
-                                d.get_ref()
-                            ),
+                    })?)
+                }
+                None => None,
+            },
+            state_dir: match raw.jobs.state_dir {
+                Some(d) if !d.get_ref().is_absolute() => {
+                    return Err(refuse(
+                        d.span(),
+                        format!(
+                            "key `jobs.state_dir`: expected an absolute path, got {:?}",
+                            d.get_ref()
+                        ),
+                    ));
+                }
+                d => d.map(Spanned::into_inner),
+            },
+            retention: match raw.jobs.retention {
+                Some(r) if *r.get_ref() < Duration::from_secs(1) => {
+                    return Err(refuse(
+                            r.span(),
+                            "key `jobs.retention`: expected at least \"1s\" (ended jobs are kept that long)".to_owned(),
                         ));
-                    }
-                    d => d.map(Spanned::into_inner),
-                },
-            };
+                }
+                Some(r) => r.into_inner(),
+                None => DEFAULT_RETENTION,
+            },
+        };
         let listen_gossip = raw.listen.gossip.unwrap_or_else(|| {
             let port = match raw.listen.rpc.port() {
                 0 => 0,

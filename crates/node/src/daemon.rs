@@ -874,6 +874,14 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
                 Ok(())
             });
         }
+        {
+            let shared = Arc::clone(&shared);
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                crate::jobs::retention::run(shared, stop).await;
+                Ok(())
+            });
+        }
         tasks.spawn(crate::directory::driver::run(
             Arc::clone(&shared),
             Arc::clone(&shared.directory),

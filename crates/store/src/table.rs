@@ -112,6 +112,21 @@ impl<V: Serialize + DeserializeOwned> Table<V> {
         Ok(out)
     }
 
+    /// The first `limit` entries whose keys sort before `end`, in key order,
+    /// inside a write transaction: with time-ordered keys, what is older
+    /// than a moment, without reading the rest of the table.
+    pub fn list_before_w(&self, w: &WriteTxn, end: &str, limit: usize) -> Result<Vec<(String, V)>> {
+        let table = w.txn.open_table(self.def())?;
+        let mut out = Vec::new();
+        for entry in table.range::<&str>(..end)?.take(limit) {
+            let (k, v) = entry?;
+            let key = k.value().to_owned();
+            let value = self.decode(&key, v.value())?;
+            out.push((key, value));
+        }
+        Ok(out)
+    }
+
     pub fn insert(&self, w: &WriteTxn, key: &str, value: &V) -> Result<()> {
         let bytes = Self::encode(value)?;
         let mut table = w.txn.open_table(self.def())?;

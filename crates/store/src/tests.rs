@@ -11,6 +11,8 @@ enum ItemCommand {
     Put(String, String),
     /// Refused by the machine after writing, to prove that a refusal rolls back.
     PutThenRefuse(String, String),
+    /// Removes at most `.1` entries with keys before `.0`.
+    RemoveBefore(String, usize),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,12 @@ impl StateMachine for Items {
             ItemCommand::PutThenRefuse(k, v) => {
                 ITEMS.insert(txn, k, v)?;
                 Err(ItemError::Refused)
+            }
+            ItemCommand::RemoveBefore(end, limit) => {
+                for (key, _) in ITEMS.list_before_w(txn, end, *limit)? {
+                    ITEMS.remove(txn, &key)?;
+                }
+                Ok(())
             }
         }
     }
@@ -121,4 +129,34 @@ fn execute_many_applies_all_or_nothing() {
     let items = store.read(|r| ITEMS.list(r)).expect("list");
     let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["a", "b"], "a refused batch writes nothing");
+}
+
+#[test]
+fn list_before_takes_the_oldest_keys_first_and_stops_at_the_limit() {
+    let (_dir, store) = open();
+    for k in ["t03", "t01", "t07", "t05", "t02"] {
+        store
+            .execute(&Items, ItemCommand::Put(k.into(), k.into()))
+            .expect("put");
+    }
+    store
+        .execute(&Items, ItemCommand::RemoveBefore("t05".into(), 2))
+        .expect("first sweep");
+    let keys = |store: &Store| -> Vec<String> {
+        store
+            .read(|r| ITEMS.list(r))
+            .expect("list")
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    };
+    assert_eq!(
+        keys(&store),
+        ["t03", "t05", "t07"],
+        "the two oldest went first"
+    );
+    store
+        .execute(&Items, ItemCommand::RemoveBefore("t05".into(), 100))
+        .expect("second sweep");
+    assert_eq!(keys(&store), ["t05", "t07"], "the end key itself is kept");
 }

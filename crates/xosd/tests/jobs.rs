@@ -11,7 +11,7 @@ use tonic::Code;
 use xtreem_client::{ClientError, JobsClient, Profile, VoClient};
 use xtreem_proto::jobs as jpb;
 use xtreem_proto::vo as pb;
-use xtreem_testkit::Grid;
+use xtreem_testkit::{Grid, NodeSpec};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -35,7 +35,30 @@ fn root_or_skip(test: &str) -> bool {
 
 /// A site of `n` nodes serving VO `demo` (alice) and VO `other` (bob).
 async fn job_site(n: usize) -> (Grid, String, String) {
-    let g = site(n).await;
+    job_site_with(n, "").await
+}
+
+/// Like [`job_site`], with `extra` appended to every node's config.
+async fn job_site_with(n: usize, extra: &str) -> (Grid, String, String) {
+    let g = if extra.is_empty() {
+        site(n).await
+    } else {
+        let mut g = grid();
+        let specs = (1..=n)
+            .map(|k| {
+                let roles: &[&str] = if k == 1 {
+                    &["core", "resource", "client"]
+                } else {
+                    &["resource", "client"]
+                };
+                let mut spec = NodeSpec::new(&format!("node-{k}"), roles, g.next_ip());
+                spec.extra_config = extra.to_owned();
+                spec
+            })
+            .collect();
+        g.start_site_with("lab", specs).await.expect("site starts");
+        g
+    };
     let mut admin = VoClient::connect(&profile(&g), &g.node(0).rpc, true, None).unwrap();
     for user in ["alice", "bob"] {
         admin
@@ -725,6 +748,112 @@ async fn reservations_hold_nodes_for_their_owner_and_exclusive_ones_keep_others_
         "cancelled"
     );
     assert_eq!(wait(&mut b, &outside).await.state, "done");
+}
+
+#[tokio::test]
+async fn ended_jobs_units_and_reservations_are_forgotten_after_the_retention() {
+    if !root_or_skip("ended_jobs_units_and_reservations_are_forgotten_after_the_retention") {
+        return;
+    }
+    let (g, alice, _bob) = job_site_with(2, "\n[jobs]\nretention = \"3s\"\n").await;
+    let mut a = jobs(&g, 0, &alice);
+    // Runs on node-2, so its unit record is kept there, its job at node-1.
+    let ended = submit(
+        &mut a,
+        "executable = \"/bin/sh\"\nargs = [\"-c\", \"echo kept\"]\nconstraints = \"name == node-2\"\n",
+    )
+    .await;
+    assert_eq!(wait(&mut a, &ended).await.state, "done");
+    assert_eq!(output(&mut a, &ended).await.trim(), "kept");
+    let running = submit(&mut a, "executable = \"/bin/sleep\"\nargs = [\"30\"]\n").await;
+    until(&mut a, &running, Duration::from_secs(20), |j| {
+        j.state == "running"
+    })
+    .await;
+    let reservation = a
+        .reserve(jpb::ReserveRequest {
+            nodes: 1,
+            cores: 1,
+            memory_bytes: 16 << 20,
+            duration_ms: 1_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(
+        a.reservations()
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.id == reservation.id)
+    );
+
+    // Gone from its home once the retention has passed, and from xps.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match a.status(&ended).await {
+            Err(e) => {
+                assert_eq!(refused(e).0, Code::NotFound);
+                break;
+            }
+            Ok(info) => assert!(
+                Instant::now() < deadline,
+                "job {ended} is still known 30 s after it ended: {info:#?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let listed = a.list(jpb::ListRequest::default()).await.unwrap().jobs;
+    assert!(listed.iter().all(|j| j.id != ended), "{listed:#?}");
+    // The job still running is kept, whatever its age.
+    assert_eq!(a.status(&running).await.unwrap().state, "running");
+    // Its usage stays for accounting.
+    let acct = a.acct(jpb::AcctRequest::default()).await.unwrap();
+    let jobs_counted: u64 = acct.lines.iter().map(|l| l.jobs).sum();
+    assert!(jobs_counted >= 1, "{acct:#?}");
+    // The ended reservation is no longer listed.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while a
+        .reservations()
+        .await
+        .unwrap()
+        .iter()
+        .any(|r| r.id == reservation.id)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "reservation {} still listed",
+            reservation.id
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // node-2 forgot the unit's record too (asked as node-1 would).
+    let unit = format!("{ended}.0-1");
+    let mut exec = jpb::job_exec_client::JobExecClient::new(as_node(&g, 0, &g.node(1).rpc));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let asked = exec
+            .read_log(jpb::ReadLogRequest {
+                unit: unit.clone(),
+                stderr: false,
+                offset: 0,
+                max_bytes: 1024,
+            })
+            .await;
+        match asked {
+            Err(status) => {
+                assert_eq!(status.code(), Code::NotFound, "{status:?}");
+                assert!(status.message().contains("kept 3s"), "{}", status.message());
+                break;
+            }
+            Ok(chunk) => assert!(
+                Instant::now() < deadline,
+                "node-2 still serves {unit}: {:?}",
+                chunk.into_inner()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Processes on this host whose command line is exactly `argv`.

@@ -77,6 +77,24 @@ fn the_jobs_state_dir_must_be_absolute() {
 }
 
 #[test]
+fn the_jobs_retention_is_a_duration_of_at_least_a_second() {
+    assert_eq!(
+        NodeConfig::parse(GOOD, "x").unwrap().jobs.retention,
+        Duration::from_secs(7 * 24 * 3600)
+    );
+    let c = NodeConfig::parse(&format!("{GOOD}\n[jobs]\nretention = \"36h\"\n"), "x").unwrap();
+    assert_eq!(c.jobs.retention, Duration::from_secs(36 * 3600));
+    check_error(
+        &format!("{GOOD}\n[jobs]\nretention = \"0s\"\n"),
+        &["key `jobs.retention`", "at least \"1s\""],
+    );
+    check_error(
+        &format!("{GOOD}\n[jobs]\nretention = \"a week\"\n"),
+        &["retention", "expected a duration"],
+    );
+}
+
+#[test]
 fn a_member_without_join_is_refused() {
     check_error(&GOOD.replace("\"core\", ", ""), &["needs a [join] table"]);
 }

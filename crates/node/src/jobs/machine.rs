@@ -18,7 +18,14 @@ const USAGE: Table<UsageRecord> = Table::new("job_usage");
 const RESERVATIONS: Table<Reservation> = Table::new("job_reservations");
 /// Reservations this node holds capacity for, as a resource node.
 const HELD: Table<Reservation> = Table::new("job_reservations_held");
+/// Ended jobs of this home and reported units of this resource node, keyed
+/// `ENDED_MS/ID` (the time zero-padded, so key order is time order): what
+/// retention forgets, found without reading every record.
+const JOBS_ENDED: Table<String> = Table::new("jobs_ended");
+const UNITS_ENDED: Table<String> = Table::new("job_units_ended");
 const NEXT_SEQ: &str = "next_seq";
+/// Set once the ended-indexes cover the records written before they existed.
+const ENDED_INDEXED: &str = "ended_indexed";
 const NEXT_RESERVATION: &str = "next_reservation";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +64,15 @@ pub enum JobCommand {
     },
     RemoveHeld {
         id: String,
+    },
+    /// Forgets, at most `limit` of each kind, the jobs that ended and the
+    /// units whose end their home has that ended before `before_unix_ms`,
+    /// and the reservations (held or of this home) that ended by then.
+    /// Usage records stay for accounting. Output: what was forgotten, as
+    /// `job:ID`, `unit:NAME`, `reservation:ID` and `held:ID`.
+    ForgetEnded {
+        before_unix_ms: u64,
+        limit: usize,
     },
     /// An event for the timeline of a job whose record may be on its way
     /// to the store (a quick unit's end can close the job before its
@@ -98,6 +114,9 @@ impl StateMachine for JobMachine {
             }
             JobCommand::Put { job, usage } => {
                 JOBS.insert(txn, &job.id, job)?;
+                if let Some(key) = job_ended_key(job) {
+                    JOBS_ENDED.insert(txn, &key, &job.id)?;
+                }
                 for u in usage {
                     USAGE.insert(txn, &usage_key(u), u)?;
                 }
@@ -105,6 +124,9 @@ impl StateMachine for JobMachine {
             }
             JobCommand::PutUnit { unit } => {
                 UNITS.insert(txn, &unit.unit, unit)?;
+                if let Some(key) = unit_ended_key(unit) {
+                    UNITS_ENDED.insert(txn, &key, &unit.unit)?;
+                }
                 Ok(Vec::new())
             }
             JobCommand::ForgetUnit { unit } => {
@@ -136,6 +158,10 @@ impl StateMachine for JobMachine {
                 HELD.remove(txn, id)?;
                 Ok(Vec::new())
             }
+            JobCommand::ForgetEnded {
+                before_unix_ms,
+                limit,
+            } => forget_ended(txn, *before_unix_ms, *limit),
             JobCommand::AddEvent {
                 id,
                 attempt,
@@ -152,6 +178,78 @@ impl StateMachine for JobMachine {
             }
         }
     }
+}
+
+/// `ENDED_MS/ID`, zero-padded so that key order is time order.
+fn ended_key(ended_unix_ms: u64, id: &str) -> String {
+    format!("{ended_unix_ms:020}/{id}")
+}
+
+fn job_ended_key(job: &JobRecord) -> Option<String> {
+    job.state
+        .is_terminal()
+        .then(|| ended_key(job.ended_unix_ms, &job.id))
+}
+
+/// Only a unit whose end the home has may be forgotten here: until then
+/// this node's record is the only one.
+fn unit_ended_key(unit: &LocalUnit) -> Option<String> {
+    (unit.reported && unit.record.state.is_over())
+        .then(|| ended_key(unit.record.ended_unix_ms, &unit.unit))
+}
+
+fn forget_ended(txn: &WriteTxn, before: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+    if META.get_w(txn, ENDED_INDEXED)?.is_none() {
+        // Records written before the indexes existed.
+        for (_, job) in JOBS.list_w(txn)? {
+            if let Some(key) = job_ended_key(&job) {
+                JOBS_ENDED.insert(txn, &key, &job.id)?;
+            }
+        }
+        for (_, unit) in UNITS.list_w(txn)? {
+            if let Some(key) = unit_ended_key(&unit) {
+                UNITS_ENDED.insert(txn, &key, &unit.unit)?;
+            }
+        }
+        META.insert(txn, ENDED_INDEXED, &1)?;
+    }
+    let end = ended_key(before, "");
+    let mut forgotten = Vec::new();
+    for (key, id) in JOBS_ENDED.list_before_w(txn, &end, limit)? {
+        JOBS_ENDED.remove(txn, &key)?;
+        // The index may be older than the record (a job's end time can be
+        // rewritten): the record decides.
+        if let Some(job) = JOBS.get_w(txn, &id)?
+            && job_ended_key(&job).is_some_and(|k| k < end)
+        {
+            JOBS.remove(txn, &id)?;
+            forgotten.push(format!("job:{id}"));
+        }
+    }
+    for (key, name) in UNITS_ENDED.list_before_w(txn, &end, limit)? {
+        UNITS_ENDED.remove(txn, &key)?;
+        if let Some(unit) = UNITS.get_w(txn, &name)?
+            && unit_ended_key(&unit).is_some_and(|k| k < end)
+        {
+            UNITS.remove(txn, &name)?;
+            forgotten.push(format!("unit:{name}"));
+        }
+    }
+    // Reservations are few: a scan is cheaper than an index.
+    for (table, kind) in [(RESERVATIONS, "reservation"), (HELD, "held")] {
+        let ended: Vec<String> = table
+            .list_w(txn)?
+            .into_iter()
+            .filter(|(_, r)| r.end_unix_ms < before)
+            .map(|(id, _)| id)
+            .take(limit)
+            .collect();
+        for id in ended {
+            table.remove(txn, &id)?;
+            forgotten.push(format!("{kind}:{id}"));
+        }
+    }
+    Ok(forgotten)
 }
 
 fn usage_key(u: &UsageRecord) -> String {
@@ -191,5 +289,198 @@ pub mod query {
 
     pub fn usage(r: &ReadTxn) -> Result<Vec<UsageRecord>, StoreError> {
         Ok(USAGE.list(r)?.into_iter().map(|(_, u)| u).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use xtreem_store::Store;
+
+    use super::*;
+    use crate::jobs::record::{JobState, UnitRecord, UnitState, sample_job};
+
+    fn store() -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(&dir.path().join("s.redb")).expect("open");
+        (dir, Arc::new(store))
+    }
+
+    fn job_in(id: &str, state: JobState, ended_unix_ms: u64) -> JobRecord {
+        let mut job = sample_job(id, 0, 1);
+        job.state = state;
+        job.ended_unix_ms = ended_unix_ms;
+        job
+    }
+
+    fn unit(name: &str, reported: bool, ended_unix_ms: u64) -> LocalUnit {
+        let job = sample_job("h.1", 0, 1);
+        LocalUnit {
+            unit: name.into(),
+            job: job.id.clone(),
+            home: "h".into(),
+            name: job.name.clone(),
+            owner: job.owner.clone(),
+            rank: 0,
+            size: 1,
+            attempt: 1,
+            cores: 1,
+            memory_bytes: 1,
+            uid: 60_000,
+            stdout: String::new(),
+            stderr: String::new(),
+            submitted_unix_ms: 1,
+            record: UnitRecord {
+                state: UnitState::Ended,
+                ended_unix_ms,
+                ..UnitRecord::pending(0)
+            },
+            reported,
+            workdir: String::new(),
+            reservation: None,
+            checkpoint: None,
+        }
+    }
+
+    fn reservation(id: &str, end_unix_ms: u64) -> Reservation {
+        let job = sample_job("h.1", 0, 1);
+        Reservation {
+            id: id.into(),
+            owner: job.owner,
+            nodes: vec!["a".into()],
+            cores: 1,
+            memory_bytes: 1,
+            start_unix_ms: 0,
+            end_unix_ms,
+            exclusive: false,
+            cancelled: false,
+        }
+    }
+
+    fn forget(store: &Store, before_unix_ms: u64, limit: usize) -> Vec<String> {
+        store
+            .execute(
+                &JobMachine,
+                JobCommand::ForgetEnded {
+                    before_unix_ms,
+                    limit,
+                },
+            )
+            .expect("forget")
+    }
+
+    #[test]
+    fn retention_forgets_what_ended_before_the_cutoff_and_keeps_the_rest() {
+        let (_dir, store) = store();
+        let usage = UsageRecord {
+            job: xtreem_job::JobId::parse("h.1").expect("id"),
+            rank: 0,
+            user: "alice".into(),
+            vo: "demo".into(),
+            node: "a".into(),
+            started_unix_ms: 1,
+            ended_unix_ms: 100,
+            cpu_ns: 5,
+            peak_memory_bytes: 0,
+            io_read_bytes: 0,
+            io_write_bytes: 0,
+            exit: "exit 0".into(),
+        };
+        let commands = vec![
+            JobCommand::Put {
+                job: job_in("h.1", JobState::Done, 100),
+                usage: vec![usage],
+            },
+            JobCommand::Put {
+                job: job_in("h.2", JobState::Failed, 5_000),
+                usage: Vec::new(),
+            },
+            // Running: never forgotten, whatever its times say.
+            JobCommand::Put {
+                job: job_in("h.3", JobState::Running, 0),
+                usage: Vec::new(),
+            },
+            JobCommand::PutUnit {
+                unit: unit("u-reported", true, 200),
+            },
+            // Its end has not reached the home: this is the only record.
+            JobCommand::PutUnit {
+                unit: unit("u-unreported", false, 200),
+            },
+            JobCommand::PutReservation {
+                reservation: reservation("r-h.1", 300),
+            },
+            JobCommand::PutHeld {
+                reservation: reservation("r-h.2", 9_000),
+            },
+        ];
+        store.execute_many(&JobMachine, &commands).expect("write");
+
+        let mut forgotten = forget(&store, 1_000, 100);
+        forgotten.sort();
+        assert_eq!(
+            forgotten,
+            ["job:h.1", "reservation:r-h.1", "unit:u-reported"]
+        );
+        let jobs: Vec<String> = store
+            .read(query::jobs)
+            .expect("jobs")
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(jobs, ["h.2", "h.3"]);
+        let units: Vec<String> = store
+            .read(query::units)
+            .expect("units")
+            .into_iter()
+            .map(|u| u.unit)
+            .collect();
+        assert_eq!(units, ["u-unreported"]);
+        assert_eq!(
+            store.read(query::usage).expect("usage").len(),
+            1,
+            "usage records stay for accounting"
+        );
+        assert!(forget(&store, 1_000, 100).is_empty(), "nothing twice");
+
+        // Ended again later (a restart rewrote its end): the record decides.
+        store
+            .execute(
+                &JobMachine,
+                JobCommand::Put {
+                    job: job_in("h.2", JobState::Failed, 20_000),
+                    usage: Vec::new(),
+                },
+            )
+            .expect("rewrite");
+        assert_eq!(forget(&store, 10_000, 100), ["held:r-h.2"]);
+        assert_eq!(forget(&store, 30_000, 100), ["job:h.2"]);
+    }
+
+    #[test]
+    fn retention_indexes_records_written_before_the_index_existed() {
+        let (_dir, store) = store();
+        // A store from before: records, no index entries, no flag.
+        struct Legacy;
+        impl StateMachine for Legacy {
+            const NAME: &'static str = "jobs";
+            type Command = Vec<JobRecord>;
+            type Output = ();
+            type Error = StoreError;
+            fn apply(&self, txn: &WriteTxn, jobs: &Vec<JobRecord>) -> Result<(), StoreError> {
+                for job in jobs {
+                    JOBS.insert(txn, &job.id, job)?;
+                }
+                Ok(())
+            }
+        }
+        let old: Vec<JobRecord> = (1..=5)
+            .map(|k| job_in(&format!("h.{k}"), JobState::Done, k * 10))
+            .collect();
+        store.execute(&Legacy, old).expect("legacy write");
+        assert_eq!(forget(&store, 35, 2), ["job:h.1", "job:h.2"]);
+        assert_eq!(forget(&store, 35, 2), ["job:h.3"]);
+        assert_eq!(store.read(query::jobs).expect("jobs").len(), 2);
     }
 }

@@ -18,6 +18,7 @@ pub mod queue;
 pub mod record;
 pub mod reservation;
 pub mod resource;
+pub mod retention;
 pub mod writer;
 
 use std::collections::BTreeMap;

@@ -113,38 +113,7 @@ impl Queue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::record::{Owner, UnitState};
-
-    fn job(id: &str, priority: i32, at: u64) -> JobRecord {
-        JobRecord {
-            id: id.into(),
-            spec: String::new(),
-            name: id.into(),
-            owner: Owner {
-                subject: "alice".into(),
-                issuer: "i".into(),
-                vo: "demo".into(),
-                groups: Vec::new(),
-            },
-            token: String::new(),
-            state: JobState::Queued,
-            reason: String::new(),
-            priority,
-            cores: 2,
-            memory_bytes: 10,
-            submitted_unix_ms: at,
-            started_unix_ms: 0,
-            ended_unix_ms: 0,
-            units: vec![UnitRecord::pending(0)],
-            events: Vec::new(),
-            attempt: 0,
-            restarts: 0,
-            checkpoint: None,
-            saved: Vec::new(),
-            checkpoints: 0,
-            migrate_to: None,
-        }
-    }
+    use crate::jobs::record::{UnitState, sample_job as job};
 
     #[test]
     fn jobs_come_out_by_priority_then_age_and_parked_ones_wait_for_unpark() {

@@ -451,3 +451,36 @@ impl Reservation {
         }
     }
 }
+
+/// A queued one-unit job of alice (tests).
+#[cfg(test)]
+pub fn sample_job(id: &str, priority: i32, at: u64) -> JobRecord {
+    JobRecord {
+        id: id.into(),
+        spec: String::new(),
+        name: id.into(),
+        owner: Owner {
+            subject: "alice".into(),
+            issuer: "i".into(),
+            vo: "demo".into(),
+            groups: Vec::new(),
+        },
+        token: String::new(),
+        state: JobState::Queued,
+        reason: String::new(),
+        priority,
+        cores: 2,
+        memory_bytes: 10,
+        submitted_unix_ms: at,
+        started_unix_ms: 0,
+        ended_unix_ms: 0,
+        units: vec![UnitRecord::pending(0)],
+        events: Vec::new(),
+        attempt: 0,
+        restarts: 0,
+        checkpoint: None,
+        saved: Vec::new(),
+        checkpoints: 0,
+        migrate_to: None,
+    }
+}

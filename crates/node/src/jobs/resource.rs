@@ -310,7 +310,7 @@ impl ResourceSide {
         Ok(())
     }
 
-    fn unhold(&self, id: &str) -> bool {
+    pub(super) fn unhold(&self, id: &str) -> bool {
         lock(&self.ledger).reservations.remove(id).is_some()
     }
 
@@ -987,7 +987,12 @@ pub fn read_log(
                 .ok()
                 .flatten()
         })
-        .ok_or_else(|| Status::not_found(format!("unit {unit} is not known on this node")))?;
+        .ok_or_else(|| {
+            Status::not_found(format!(
+                "unit {unit} is not known on this node (a unit's record is kept {} after its end)",
+                humantime::format_duration(shared.config.jobs.retention)
+            ))
+        })?;
     let path = if stderr { &local.stderr } else { &local.stdout };
     let over = local.record.state.is_over();
     // The file is in a directory the job's account owns: never follow a
