@@ -30,6 +30,23 @@ pub struct Grid {
     nodes: Vec<NodeProc>,
     admin: Option<Credentials>,
     fixed_ip: Option<Ipv4Addr>,
+    /// The middle octets of this grid's loopback addresses.
+    subnet: (u8, u8),
+}
+
+/// Middle octets for a new grid's loopback addresses (127.A.B.x): grids of
+/// concurrent tests, in this process or another, get different addresses,
+/// so a port one picked as free cannot be taken by another's node before
+/// its own node binds it.
+fn new_subnet() -> (u8, u8) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // Knuth's multiplicative hash spreads consecutive pids and grids.
+    let mixed = (std::process::id() ^ n.wrapping_mul(0x9E37_79B9)).wrapping_mul(2_654_435_761);
+    let [_, a, b, _] = mixed.to_be_bytes();
+    // 127.0.0.x stays free for what listens on the usual loopback address.
+    (a.max(1), b)
 }
 
 impl Grid {
@@ -42,6 +59,7 @@ impl Grid {
             nodes: Vec::new(),
             admin: None,
             fixed_ip: None,
+            subnet: new_subnet(),
         })
     }
 
@@ -54,6 +72,7 @@ impl Grid {
             nodes: Vec::new(),
             admin: None,
             fixed_ip: None,
+            subnet: new_subnet(),
         })
     }
 
@@ -96,16 +115,17 @@ impl Grid {
         self.fixed_ip = Some(ip);
     }
 
-    /// A loopback address for the next node: 127.0.0.10, .11, ... unless
-    /// [`Grid::use_one_ip`] was called.
+    /// A loopback address for the next node: 127.A.B.10, .11, ... (A.B
+    /// this grid's own) unless [`Grid::use_one_ip`] was called.
     pub fn next_ip(&self) -> Ipv4Addr {
         if let Some(ip) = self.fixed_ip {
             return ip;
         }
+        let (a, b) = self.subnet;
         Ipv4Addr::new(
             127,
-            0,
-            0,
+            a,
+            b,
             10 + u8::try_from(self.nodes.len() % 200).unwrap_or(0),
         )
     }

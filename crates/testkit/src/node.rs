@@ -15,7 +15,7 @@ use nix::unistd::Pid;
 pub struct NodeSpec {
     pub name: String,
     pub roles: Vec<&'static str>,
-    /// Loopback address the node binds, e.g. 127.0.0.11.
+    /// Loopback address the node binds, e.g. 127.83.21.11.
     pub ip: Ipv4Addr,
     pub heartbeat_interval: String,
     pub node_cert_lifetime: String,
@@ -57,11 +57,14 @@ fn uid_block() -> u32 {
     200_000 + ((std::process::id().wrapping_mul(7) + n) % 90) * 1000
 }
 
-/// A port on `ip` that was free a moment ago. The node keeps it across
-/// restarts so that others can still find it.
-fn free_port(ip: Ipv4Addr) -> anyhow::Result<u16> {
-    let listener = TcpListener::bind((ip, 0)).with_context(|| format!("cannot bind {ip}:0"))?;
-    Ok(listener.local_addr()?.port())
+/// Two different TCP ports on `ip` that were free a moment ago (both are
+/// held while the second is picked, so they differ). The node keeps them
+/// across restarts so that others can still find it.
+fn free_ports(ip: Ipv4Addr) -> anyhow::Result<(u16, u16)> {
+    let bind = || TcpListener::bind((ip, 0)).with_context(|| format!("cannot bind {ip}:0"));
+    let first = bind()?;
+    let second = bind()?;
+    Ok((first.local_addr()?.port(), second.local_addr()?.port()))
 }
 
 /// A UDP port on `ip` that was free a moment ago (for gossip).
@@ -83,8 +86,9 @@ impl NodeProc {
                 fs::set_permissions(d, fs::Permissions::from_mode(0o711))?;
             }
         }
-        let rpc = format!("{}:{}", spec.ip, free_port(spec.ip)?);
-        let http = format!("{}:{}", spec.ip, free_port(spec.ip)?);
+        let (rpc_port, http_port) = free_ports(spec.ip)?;
+        let rpc = format!("{}:{rpc_port}", spec.ip);
+        let http = format!("{}:{http_port}", spec.ip);
         let gossip = format!("{}:{}", spec.ip, free_udp_port(spec.ip)?);
         Ok(NodeProc {
             spec,
