@@ -1,6 +1,6 @@
 //! The harness every multi-node test uses, and the engine behind `xos demo`
 //! and `xos bench`: it starts real `xosd` processes on loopback addresses
-//! (127.0.0.x) with temporary data dirs, waits until they are healthy, and
+//! (127.A.B.x, a subnet per grid) with temporary data dirs, waits until they are healthy, and
 //! can kill -9, restart, pause (SIGSTOP) and resume any of them.
 //!
 //! ```no_run

@@ -765,7 +765,8 @@ async fn ended_jobs_units_and_reservations_are_forgotten_after_the_retention() {
     .await;
     assert_eq!(wait(&mut a, &ended).await.state, "done");
     assert_eq!(output(&mut a, &ended).await.trim(), "kept");
-    let running = submit(&mut a, "executable = \"/bin/sleep\"\nargs = [\"30\"]\n").await;
+    // Long enough to outlast every wait below; killed at the end.
+    let running = submit(&mut a, "executable = \"/bin/sleep\"\nargs = [\"300\"]\n").await;
     until(&mut a, &running, Duration::from_secs(20), |j| {
         j.state == "running"
     })
@@ -854,6 +855,8 @@ async fn ended_jobs_units_and_reservations_are_forgotten_after_the_retention() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+    a.signal(&running, "KILL").await.unwrap();
+    assert_eq!(wait(&mut a, &running).await.state, "cancelled");
 }
 
 /// Processes on this host whose command line is exactly `argv`.

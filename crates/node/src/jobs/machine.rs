@@ -44,6 +44,12 @@ pub enum JobCommand {
     PutUnit {
         unit: LocalUnit,
     },
+    /// The home has a unit's end (`unit.reported`), since `at_unix_ms`: its
+    /// record is kept `retention` from the later of its end and that.
+    UnitReported {
+        unit: LocalUnit,
+        at_unix_ms: u64,
+    },
     ForgetUnit {
         unit: String,
     },
@@ -73,6 +79,9 @@ pub enum JobCommand {
     ForgetEnded {
         before_unix_ms: u64,
         limit: usize,
+        /// Ended jobs that jobs still waiting depend on: kept, so a
+        /// dependency that was met does not turn into "does not exist".
+        keep: Vec<String>,
     },
     /// An event for the timeline of a job whose record may be on its way
     /// to the store (a quick unit's end can close the job before its
@@ -124,8 +133,13 @@ impl StateMachine for JobMachine {
             }
             JobCommand::PutUnit { unit } => {
                 UNITS.insert(txn, &unit.unit, unit)?;
-                if let Some(key) = unit_ended_key(unit) {
-                    UNITS_ENDED.insert(txn, &key, &unit.unit)?;
+                Ok(Vec::new())
+            }
+            JobCommand::UnitReported { unit, at_unix_ms } => {
+                UNITS.insert(txn, &unit.unit, unit)?;
+                if unit.reported && unit.record.state.is_over() {
+                    let since = unit.record.ended_unix_ms.max(*at_unix_ms);
+                    UNITS_ENDED.insert(txn, &ended_key(since, &unit.unit), &unit.unit)?;
                 }
                 Ok(Vec::new())
             }
@@ -161,7 +175,8 @@ impl StateMachine for JobMachine {
             JobCommand::ForgetEnded {
                 before_unix_ms,
                 limit,
-            } => forget_ended(txn, *before_unix_ms, *limit),
+                keep,
+            } => forget_ended(txn, *before_unix_ms, *limit, keep),
             JobCommand::AddEvent {
                 id,
                 attempt,
@@ -191,14 +206,12 @@ fn job_ended_key(job: &JobRecord) -> Option<String> {
         .then(|| ended_key(job.ended_unix_ms, &job.id))
 }
 
-/// Only a unit whose end the home has may be forgotten here: until then
-/// this node's record is the only one.
-fn unit_ended_key(unit: &LocalUnit) -> Option<String> {
-    (unit.reported && unit.record.state.is_over())
-        .then(|| ended_key(unit.record.ended_unix_ms, &unit.unit))
-}
-
-fn forget_ended(txn: &WriteTxn, before: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+fn forget_ended(
+    txn: &WriteTxn,
+    before: u64,
+    limit: usize,
+    keep: &[String],
+) -> Result<Vec<String>, StoreError> {
     if META.get_w(txn, ENDED_INDEXED)?.is_none() {
         // Records written before the indexes existed.
         for (_, job) in JOBS.list_w(txn)? {
@@ -206,8 +219,11 @@ fn forget_ended(txn: &WriteTxn, before: u64, limit: usize) -> Result<Vec<String>
                 JOBS_ENDED.insert(txn, &key, &job.id)?;
             }
         }
+        // When their home got their end is not recorded: kept one more
+        // retention from this first sweep, to be safe.
         for (_, unit) in UNITS.list_w(txn)? {
-            if let Some(key) = unit_ended_key(&unit) {
+            if unit.reported && unit.record.state.is_over() {
+                let key = ended_key(unit.record.ended_unix_ms.max(before), &unit.unit);
                 UNITS_ENDED.insert(txn, &key, &unit.unit)?;
             }
         }
@@ -216,9 +232,13 @@ fn forget_ended(txn: &WriteTxn, before: u64, limit: usize) -> Result<Vec<String>
     let end = ended_key(before, "");
     let mut forgotten = Vec::new();
     for (key, id) in JOBS_ENDED.list_before_w(txn, &end, limit)? {
-        JOBS_ENDED.remove(txn, &key)?;
         // The index may be older than the record (a job's end time can be
         // rewritten): the record decides.
+        if keep.contains(&id) {
+            // Looked at again at the next sweep.
+            continue;
+        }
+        JOBS_ENDED.remove(txn, &key)?;
         if let Some(job) = JOBS.get_w(txn, &id)?
             && job_ended_key(&job).is_some_and(|k| k < end)
         {
@@ -228,8 +248,11 @@ fn forget_ended(txn: &WriteTxn, before: u64, limit: usize) -> Result<Vec<String>
     }
     for (key, name) in UNITS_ENDED.list_before_w(txn, &end, limit)? {
         UNITS_ENDED.remove(txn, &key)?;
+        // The key holds when the home got the end, which the record does
+        // not: it decides, as long as the record is still a reported one.
         if let Some(unit) = UNITS.get_w(txn, &name)?
-            && unit_ended_key(&unit).is_some_and(|k| k < end)
+            && unit.reported
+            && unit.record.state.is_over()
         {
             UNITS.remove(txn, &name)?;
             forgotten.push(format!("unit:{name}"));
@@ -359,12 +382,22 @@ mod tests {
     }
 
     fn forget(store: &Store, before_unix_ms: u64, limit: usize) -> Vec<String> {
+        forget_keeping(store, before_unix_ms, limit, &[])
+    }
+
+    fn forget_keeping(
+        store: &Store,
+        before_unix_ms: u64,
+        limit: usize,
+        keep: &[&str],
+    ) -> Vec<String> {
         store
             .execute(
                 &JobMachine,
                 JobCommand::ForgetEnded {
                     before_unix_ms,
                     limit,
+                    keep: keep.iter().map(|k| (*k).to_owned()).collect(),
                 },
             )
             .expect("forget")
@@ -401,8 +434,15 @@ mod tests {
                 job: job_in("h.3", JobState::Running, 0),
                 usage: Vec::new(),
             },
-            JobCommand::PutUnit {
+            JobCommand::UnitReported {
                 unit: unit("u-reported", true, 200),
+                at_unix_ms: 150,
+            },
+            // Ended long ago, but its home got the end only now (it was
+            // down): kept from then.
+            JobCommand::UnitReported {
+                unit: unit("u-reported-late", true, 200),
+                at_unix_ms: 5_000,
             },
             // Its end has not reached the home: this is the only record.
             JobCommand::PutUnit {
@@ -436,7 +476,7 @@ mod tests {
             .into_iter()
             .map(|u| u.unit)
             .collect();
-        assert_eq!(units, ["u-unreported"]);
+        assert_eq!(units, ["u-reported-late", "u-unreported"]);
         assert_eq!(
             store.read(query::usage).expect("usage").len(),
             1,
@@ -454,7 +494,12 @@ mod tests {
                 },
             )
             .expect("rewrite");
-        assert_eq!(forget(&store, 10_000, 100), ["held:r-h.2"]);
+        assert_eq!(
+            forget(&store, 10_000, 100),
+            ["unit:u-reported-late", "held:r-h.2"]
+        );
+        // A job another one waits on is kept until nobody does.
+        assert!(forget_keeping(&store, 30_000, 100, &["h.2"]).is_empty());
         assert_eq!(forget(&store, 30_000, 100), ["job:h.2"]);
     }
 

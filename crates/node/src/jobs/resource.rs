@@ -361,7 +361,10 @@ impl ResourceSide {
         let write = {
             let mut units = lock(&self.units);
             units.remove(&name);
-            shared.jobs.writer.write(JobCommand::PutUnit { unit })
+            shared.jobs.writer.write(JobCommand::UnitReported {
+                unit,
+                at_unix_ms: unix_now_millis(),
+            })
         };
         if let Err(e) = write.done().await {
             tracing::warn!(unit = name, error = %e, "cannot record that a unit was reported");

@@ -2,15 +2,20 @@
 //! then forgotten, so a node's store and its `xps` do not grow with its
 //! whole history: jobs this home ran, the records of units whose end their
 //! home has (kept here to serve their output), and ended reservations.
-//! Usage records stay: `xos acct` sums all of them. Like Slurm's
-//! `MinJobAge`, a forgotten job is unknown (a dependency on it breaks);
-//! its output files stay where the job wrote them.
+//! Usage records stay: `xos acct` sums all of them. A unit's record is kept
+//! from when its home got its end; a job that a job of this home still
+//! waits on is kept until that one has ended. Like Slurm's `MinJobAge`, a
+//! forgotten job is unknown (also to a job of another home that would
+//! still wait on it); its output files stay where the job wrote them, and
+//! its saved checkpoint files are removed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use xtreem_util::time::unix_now_millis;
+
+use xtreem_job::JobSpec;
 
 use super::machine::JobCommand;
 use crate::daemon::NodeShared;
@@ -47,6 +52,7 @@ pub async fn run(shared: Arc<NodeShared>, stop: CancellationToken) {
 pub async fn sweep(shared: &Arc<NodeShared>) -> Result<usize, String> {
     let retention = u64::try_from(shared.config.jobs.retention.as_millis()).unwrap_or(u64::MAX);
     let before_unix_ms = unix_now_millis().saturating_sub(retention);
+    let keep = depended_on(shared);
     let mut total = 0;
     loop {
         let forgotten = shared
@@ -55,6 +61,7 @@ pub async fn sweep(shared: &Arc<NodeShared>) -> Result<usize, String> {
             .write(JobCommand::ForgetEnded {
                 before_unix_ms,
                 limit: PER_TRANSACTION,
+                keep: keep.clone(),
             })
             .done()
             .await?;
@@ -62,6 +69,22 @@ pub async fn sweep(shared: &Arc<NodeShared>) -> Result<usize, String> {
             for id in forgotten.iter().filter_map(|f| f.strip_prefix("held:")) {
                 side.unhold(id);
             }
+        }
+        let jobs: Vec<String> = forgotten
+            .iter()
+            .filter_map(|f| f.strip_prefix("job:"))
+            .map(str::to_owned)
+            .collect();
+        if !jobs.is_empty() {
+            // Checkpoint files of a job that ended without a unit's end
+            // discarding them (cancelled, failed by the home).
+            let shared = Arc::clone(shared);
+            let _ = tokio::task::spawn_blocking(move || {
+                for job in jobs {
+                    super::checkpoint::discard(&shared, &job);
+                }
+            })
+            .await;
         }
         total += forgotten.len();
         // Each kind stops at the limit: fewer than that of every kind means
@@ -78,6 +101,25 @@ pub async fn sweep(shared: &Arc<NodeShared>) -> Result<usize, String> {
         );
     }
     Ok(total)
+}
+
+/// This home's jobs that its jobs not yet ended depend on. (A job of
+/// another home that depends on one here is not known here: it finds its
+/// dependency gone if it still waits after the retention.)
+fn depended_on(shared: &NodeShared) -> Vec<String> {
+    let me = shared.config.name.as_str();
+    let mut ids: Vec<String> = shared
+        .jobs
+        .active_where(|_| true)
+        .iter()
+        .filter_map(|job| JobSpec::from_json(&job.spec).ok())
+        .flat_map(|spec| spec.after_ok.into_iter().chain(spec.after_any))
+        .filter(|dep| dep.home == me)
+        .map(|dep| dep.to_string())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 #[cfg(test)]
