@@ -68,6 +68,35 @@ pub(super) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .unwrap_or(0))
 }
 
+/// CPU time one process (all its threads) has spent, user and system, in
+/// milliseconds, from `/proc/PID/stat`.
+pub(super) fn process_cpu_ms(pid: u32) -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name may hold spaces and parentheses: fields are counted
+    // from the last `)`. utime and stime are fields 14 and 15 of the line.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow::anyhow!("malformed /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .map(|&i| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum();
+    Ok(ticks as f64 * 1000.0 / clock_ticks_per_second()? as f64)
+}
+
+fn clock_ticks_per_second() -> anyhow::Result<i64> {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
+        .filter(|hz| *hz > 0)
+        .ok_or_else(|| anyhow::anyhow!("cannot read the clock tick rate"))
+}
+
 /// CPU time the whole machine has spent busy (user, nice, system, irq,
 /// softirq, steal) since boot, in milliseconds, from `/proc/stat`: what
 /// every process of a benchmark costs together, whatever else the run's
@@ -88,10 +117,7 @@ pub(super) fn machine_busy_ms() -> anyhow::Result<f64> {
         .iter()
         .map(|&i| ticks.get(i).copied().unwrap_or(0))
         .sum();
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)?
-        .filter(|hz| *hz > 0)
-        .ok_or_else(|| anyhow::anyhow!("cannot read the clock tick rate"))?;
-    Ok(busy as f64 * 1000.0 / hz as f64)
+    Ok(busy as f64 * 1000.0 / clock_ticks_per_second()? as f64)
 }
 
 async fn fabric(count: u32) -> anyhow::Result<()> {

@@ -43,6 +43,74 @@ fn raw_fork_exec_rate(count: u32) -> anyhow::Result<f64> {
     Ok(f64::from(count) / started.elapsed().as_secs_f64())
 }
 
+/// An unused uid for the supervised launches (as the executor's tests use).
+const BENCH_UID: u32 = 61_000;
+
+/// The executor alone, one unit after another, as a resource node runs
+/// them: supervisor, PID and mount namespaces, cgroups, output files on
+/// disk, removal. Returns units per second and machine CPU per unit, to set
+/// beside raw fork+exec: what isolation costs before any daemon work.
+async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let tmp = tempfile::Builder::new()
+        .prefix("xtreem-bench-exec-")
+        .tempdir()
+        .context("cannot make a temporary directory")?;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work)?;
+    std::os::unix::fs::chown(&work, Some(BENCH_UID), Some(BENCH_UID))?;
+    let node = format!("bench-exec-{}", std::process::id());
+    let exec = xtreem_exec::Executor::open(
+        xtreem_exec::state_dir_for(&node, tmp.path()),
+        vec![
+            xosd_next_to_current_exe()?.into_os_string(),
+            "supervise".into(),
+        ],
+        &xtreem_exec::cgroup_parent_for(&node, tmp.path()),
+    )?;
+    let run = async {
+        let busy_start = super::bench::machine_busy_ms()?;
+        let started = Instant::now();
+        for k in 0..count {
+            let unit = format!("u{k}");
+            let spec = xtreem_exec::LaunchSpec {
+                unit: unit.clone(),
+                argv: vec!["/bin/true".into()],
+                env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+                workdir: work.clone(),
+                stdin: None,
+                stdout: work.join(format!("{unit}.out")),
+                stderr: work.join(format!("{unit}.err")),
+                uid: BENCH_UID,
+                gid: BENCH_UID,
+                limits: xtreem_exec::Limits {
+                    memory_bytes: 16 << 20,
+                    ..Default::default()
+                },
+                credential: None,
+            };
+            exec.launch(&spec)?;
+            let status = exec.wait(&unit).await?;
+            ensure!(
+                status.state == xtreem_exec::UnitState::Exited { code: 0 },
+                "supervised /bin/true ended {:?}: {:?}",
+                status.state,
+                status.reason
+            );
+            exec.remove(&unit)?;
+        }
+        let rate = f64::from(count) / started.elapsed().as_secs_f64();
+        let busy = super::bench::machine_busy_ms()? - busy_start;
+        anyhow::Ok((rate, busy / f64::from(count)))
+    };
+    let result = run.await;
+    if let Err(e) = exec.remove_cgroup_parent() {
+        eprintln!("# cannot remove the benchmark's cgroups: {e}");
+    }
+    result
+}
+
 /// Four nodes; `slots` declares the job cores of each (`[jobs] cores`),
 /// None for the machine's own.
 async fn grid_with_alice(slots: Option<u32>) -> anyhow::Result<(Grid, JobsClient)> {
@@ -182,6 +250,15 @@ async fn batch(
     }
     let submit_rate = f64::from(jobs) / started.elapsed().as_secs_f64();
     let deadline = Instant::now() + Duration::from_secs(1800);
+    // Jobs of one priority start in submission order, so when the last one
+    // has ended nearly all have. Waiting on it is one long poll; listing
+    // every unfinished job four times a second meanwhile would cost the
+    // home thousands of records per listing, counted against the grid.
+    if let Some(last) = ids.last() {
+        tokio::time::timeout(Duration::from_secs(1800), client.wait(last))
+            .await
+            .context("the last job did not end within 30 minutes")??;
+    }
     loop {
         let left = unfinished(&mut client).await?;
         if left == 0 {
@@ -210,8 +287,22 @@ pub async fn run(
         nix::unistd::geteuid().is_root(),
         "xos bench jobs runs real jobs under mapped accounts in cgroups: run it as root"
     );
+    let busy_start = super::bench::machine_busy_ms()?;
     let raw = raw_fork_exec_rate(2_000)?;
+    let raw_cpu = (super::bench::machine_busy_ms()? - busy_start) / 2_000.0;
     line("raw fork+exec of /bin/true", raw, "per s");
+    line("raw fork+exec machine CPU per run", raw_cpu, "ms");
+    let (supervised, supervised_cpu) = supervised_launches(1_000).await?;
+    line(
+        "supervised launch of /bin/true, executor alone, one at a time",
+        supervised,
+        "per s",
+    );
+    line(
+        "supervised launch machine CPU per unit (executor alone)",
+        supervised_cpu,
+        "ms",
+    );
 
     let (grid, mut client) = grid_with_alice(slots).await?;
     let home_pid = grid.node(0).pid().context("home pid")?;
@@ -238,10 +329,21 @@ pub async fn run(
     // Two batches: the first also grows the daemon's allocator to its peak
     // (thousands of jobs in flight); growth over the second is what
     // finished records keep.
+    let daemon_pids = (0..4)
+        .map(|k| grid.node(k).pid().context("daemon pid"))
+        .collect::<anyhow::Result<Vec<u32>>>()?;
+    let daemons_cpu_ms = || -> anyhow::Result<f64> {
+        daemon_pids
+            .iter()
+            .map(|&pid| super::bench::process_cpu_ms(pid))
+            .sum()
+    };
     let rss_start = super::bench::rss_kib(home_pid)?;
     let busy_start = super::bench::machine_busy_ms()?;
+    let daemons_start = daemons_cpu_ms()?;
     let (mut ids, submit_rate, throughput) = batch(&client, jobs, in_flight).await?;
     let busy = super::bench::machine_busy_ms()? - busy_start;
+    let daemons = daemons_cpu_ms()? - daemons_start;
     let rss_first = super::bench::rss_kib(home_pid)?;
     line("submissions acknowledged", submit_rate, "per s");
     line("jobs run to completion", throughput, "per s");
@@ -251,6 +353,13 @@ pub async fn run(
     line(
         "machine CPU per job, first batch (all processes)",
         busy / f64::from(jobs),
+        "ms",
+    );
+    // Of that, the four daemons' own threads (RPC, placement, store); the
+    // rest is supervisors, jobs, this client and the kernel's threads.
+    line(
+        "daemon CPU per job, first batch (4 xosd, all threads)",
+        daemons / f64::from(jobs),
         "ms",
     );
     let (more, _, throughput2) = batch(&client, jobs, in_flight).await?;
