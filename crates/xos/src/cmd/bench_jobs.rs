@@ -61,8 +61,9 @@ async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64)> {
     std::fs::create_dir(&work)?;
     std::os::unix::fs::chown(&work, Some(BENCH_UID), Some(BENCH_UID))?;
     let node = format!("bench-exec-{}", std::process::id());
+    let state_dir = xtreem_exec::state_dir_for(&node, tmp.path());
     let exec = xtreem_exec::Executor::open(
-        xtreem_exec::state_dir_for(&node, tmp.path()),
+        state_dir.clone(),
         vec![
             xosd_next_to_current_exe()?.into_os_string(),
             "supervise".into(),
@@ -105,8 +106,18 @@ async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64)> {
         anyhow::Ok((rate, busy / f64::from(count)))
     };
     let result = run.await;
+    // A unit left by a failed run goes first, so its cgroup can go too.
+    for unit in exec.units().unwrap_or_default() {
+        let _ = exec.signal(&unit, nix::libc::SIGKILL);
+        let _ = tokio::time::timeout(Duration::from_secs(5), exec.wait(&unit)).await;
+        let _ = exec.remove(&unit);
+    }
     if let Err(e) = exec.remove_cgroup_parent() {
         eprintln!("# cannot remove the benchmark's cgroups: {e}");
+    }
+    // On a tmpfs outside `tmp` (as a node's): not removed with it.
+    if let Err(e) = std::fs::remove_dir_all(&state_dir) {
+        eprintln!("# cannot remove {}: {e}", state_dir.display());
     }
     result
 }
