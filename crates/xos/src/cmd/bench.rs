@@ -79,15 +79,14 @@ pub(super) fn process_cpu_ms(pid: u32) -> anyhow::Result<f64> {
         .map(|(_, r)| r)
         .ok_or_else(|| anyhow::anyhow!("malformed /proc/{pid}/stat"))?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = [11, 12]
-        .iter()
-        .map(|&i| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        })
-        .sum();
+    let mut ticks = 0u64;
+    for i in [11, 12] {
+        // A figure made of a field that did not parse would be wrong, not 0.
+        ticks += fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| anyhow::anyhow!("no CPU times in /proc/{pid}/stat"))?;
+    }
     Ok(ticks as f64 * 1000.0 / clock_ticks_per_second()? as f64)
 }
 

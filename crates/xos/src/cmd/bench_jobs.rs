@@ -50,6 +50,9 @@ const BENCH_UID: u32 = 61_000;
 /// them: supervisor, PID and mount namespaces, cgroups, output files on
 /// disk, removal. Returns units per second and machine CPU per unit, to set
 /// beside raw fork+exec: what isolation costs before any daemon work.
+/// The executor's `launch_rate` example (`churn`) measures the same loop
+/// on its own with a chosen cgroup version; this one runs the daemon's
+/// supervisor binary and state directory, in the same run as the grid.
 async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64)> {
     use std::os::unix::fs::PermissionsExt as _;
     let tmp = tempfile::Builder::new()
