@@ -114,6 +114,7 @@ pub(crate) fn serve(socket: RawFd) -> ! {
         libc::signal(libc::SIGCHLD, libc::SIG_IGN);
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
     }
+    crate::supervisor::child::note_inherited_dispositions();
     let _ = std::env::set_current_dir("/");
     // Our own PID namespace, to return to after each fork; without it (or
     // without the privilege to unshare) the supervisor makes its namespace

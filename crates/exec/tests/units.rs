@@ -89,6 +89,24 @@ fn output_is_appended() {
 }
 
 #[test]
+fn the_job_starts_with_no_signal_ignored_or_blocked() {
+    require_root!();
+    let fx = Fixture::new("signals");
+    // The daemon, the fork server and the supervisor ignore SIGPIPE, SIGHUP
+    // and SIGCHLD and block the signals they wait for: none of it may reach
+    // the job (an ignored signal survives exec).
+    fx.exec
+        .launch(&fx.spec("u", &["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"]))
+        .unwrap();
+    let end = fx.wait("u", Duration::from_secs(5));
+    assert_eq!(end.state, UnitState::Exited { code: 0 });
+    assert_eq!(
+        fx.stdout("u"),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}
+
+#[test]
 fn job_is_pid_2_of_its_own_namespace() {
     require_root!();
     let fx = Fixture::new("pidns");

@@ -68,6 +68,8 @@ pub(crate) struct ChildPlan {
     tmpfs_options: CString,
     /// Where in the private `/tmp` ([`crate::CREDENTIAL_PATH`]) and what.
     credential: Option<(CString, Vec<u8>)>,
+    /// Signals to set back to their default action before the exec.
+    reset_signals: Vec<c_int>,
     candidates: Vec<CString>,
     /// Own what `argv_ptrs` and `envp_ptrs` point into.
     _argv: Vec<CString>,
@@ -158,8 +160,97 @@ impl ChildPlan {
                 None => None,
             },
             candidates,
+            reset_signals: signals_to_reset(),
         })
     }
+}
+
+/// Signals this process found not at their default action when it first
+/// looked (see [`note_inherited_dispositions`]).
+static INHERITED_DISPOSITIONS: std::sync::OnceLock<Vec<c_int>> = std::sync::OnceLock::new();
+
+/// Signals whose disposition is not the default in this process. Only those
+/// need resetting before the job's exec (an exec resets handlers but keeps
+/// ignored signals), which saves the job process one `rt_sigaction` per
+/// signal (about 60) on every start.
+fn scan_dispositions() -> Vec<c_int> {
+    (1..=libc::SIGRTMAX())
+        .filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
+        .filter(|&sig| {
+            let mut old = KernelSigaction::default();
+            // The system call itself: glibc's wrapper hides its own
+            // real-time signals, which a job must not inherit ignored either.
+            // SAFETY: querying only (no new action) into a struct we own,
+            // of the kernel's layout and size.
+            let queried = unsafe {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    std::ptr::null::<KernelSigaction>(),
+                    &mut old as *mut KernelSigaction,
+                    KERNEL_SIGSET_BYTES,
+                )
+            } == 0;
+            queried && old.handler != libc::SIG_DFL
+        })
+        .collect()
+}
+
+/// The kernel's `struct sigaction` on x86_64 and aarch64 (handler, flags,
+/// restorer, mask), which `rt_sigaction` takes without glibc in between.
+#[repr(C)]
+#[derive(Default)]
+struct KernelSigaction {
+    handler: libc::sighandler_t,
+    flags: libc::c_ulong,
+    restorer: usize,
+    mask: u64,
+}
+
+/// The size of the kernel's signal set.
+const KERNEL_SIGSET_BYTES: usize = 8;
+
+/// Sets `sig` back to its default action by the system call (no allocation,
+/// no glibc filtering), for the job process before its exec.
+fn reset_to_default(sig: c_int) {
+    let default = KernelSigaction::default();
+    // SAFETY: a new action of the kernel's layout, on our stack.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &default as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            KERNEL_SIGSET_BYTES,
+        )
+    };
+}
+
+/// Records which signals are not at their default action, once per process.
+/// The fork server calls it before its first fork, so no supervisor it forks
+/// pays for the scan again.
+pub(crate) fn note_inherited_dispositions() {
+    INHERITED_DISPOSITIONS.get_or_init(scan_dispositions);
+}
+
+/// What the job process resets: what was inherited, plus every signal the
+/// supervisor code itself changes (SIGHUP, SIGCHLD) and the ones the Rust
+/// runtime handles (SIGPIPE, SIGSEGV, SIGBUS), in case they changed after
+/// the scan. Resetting a signal already at its default is harmless.
+fn signals_to_reset() -> Vec<c_int> {
+    let mut set = INHERITED_DISPOSITIONS
+        .get_or_init(scan_dispositions)
+        .clone();
+    set.extend([
+        libc::SIGHUP,
+        libc::SIGCHLD,
+        libc::SIGPIPE,
+        libc::SIGSEGV,
+        libc::SIGBUS,
+    ]);
+    set.sort_unstable();
+    set.dedup();
+    set
 }
 
 fn errno() -> c_int {
@@ -263,10 +354,8 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
     unsafe {
         // The supervisor blocks signals and Rust ignores SIGPIPE: the job
         // starts with defaults.
-        for sig in 1..=libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
+        for &sig in &plan.reset_signals {
+            reset_to_default(sig);
         }
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);

@@ -33,7 +33,7 @@
 //! file + rename). It holds an flock on `supervisor.lock` for its whole life:
 //! whoever can take that lock knows the supervisor is gone.
 
-mod child;
+pub(crate) mod child;
 
 use std::ffi::c_int;
 use std::fs;
