@@ -53,7 +53,13 @@ const BENCH_UID: u32 = 61_000;
 /// The executor's `launch_rate` example (`churn`) measures the same loop
 /// on its own with a chosen cgroup version; this one runs the daemon's
 /// supervisor binary and state directory, in the same run as the grid.
-async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64)> {
+///
+/// Also returns the directory of the units' output files, for the caller
+/// to remove after the grid's run: on an ext4 without a journal, files
+/// deleted in the last minutes make every new inode dearer (the kernel
+/// skips recently deleted ones one by one), and the grid creates three per
+/// job.
+async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64, tempfile::TempDir)> {
     use std::os::unix::fs::PermissionsExt as _;
     let tmp = tempfile::Builder::new()
         .prefix("xtreem-bench-exec-")
@@ -122,7 +128,7 @@ async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64)> {
     if let Err(e) = std::fs::remove_dir_all(&state_dir) {
         eprintln!("# cannot remove {}: {e}", state_dir.display());
     }
-    result
+    result.map(|(rate, cpu)| (rate, cpu, tmp))
 }
 
 /// Four nodes; `slots` declares the job cores of each (`[jobs] cores`),
@@ -306,7 +312,7 @@ pub async fn run(
     let raw_cpu = (super::bench::machine_busy_ms()? - busy_start) / 2_000.0;
     line("raw fork+exec of /bin/true", raw, "per s");
     line("raw fork+exec machine CPU per run", raw_cpu, "ms");
-    let (supervised, supervised_cpu) = supervised_launches(1_000).await?;
+    let (supervised, supervised_cpu, supervised_outputs) = supervised_launches(1_000).await?;
     line(
         "supervised launch of /bin/true, executor alone, one at a time",
         supervised,
@@ -431,5 +437,6 @@ pub async fn run(
     line("status of one job p50", percentile(&status, 0.5), "ms");
     line("status of one job p99", percentile(&status, 0.99), "ms");
     drop(grid);
+    drop(supervised_outputs);
     Ok(())
 }
