@@ -73,7 +73,9 @@ pub async fn submit(
             ended_unix_ms: 0,
             units: (0..spec.count).map(UnitRecord::pending).collect(),
             events: Vec::new(),
-            attempt: 0,
+            // The first attempt is reserved on disk with the job, so its
+            // first placement needs no write before a node hears of it.
+            attempt: 1,
             restarts: 0,
             checkpoint: spec.checkpoint.as_ref().map(|c| CheckpointDecl {
                 exit_code: c.exit_code,
@@ -483,25 +485,42 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
             }
         }
     }
-    let attempt = job.attempt + 1;
+    // A job accepted by this process whose stored attempt no node has heard
+    // of is placed under that number; any other placement claims the next.
+    let reserved = shared.jobs.has_unsent_attempt(id);
+    let attempt = if reserved {
+        job.attempt
+    } else {
+        job.attempt + 1
+    };
     let nodes = match candidates(shared, &spec, &job.owner, seed_of(id, attempt)) {
         Ok(n) => n,
         Err(why) => return note_reason(shared, id, why),
     };
-    // The new attempt is on disk before any node hears of it, so units of
-    // an attempt the home forgot in a crash are recognised as stale.
-    let claimed = shared
-        .jobs
-        .update_durably(id, Vec::new(), |j| {
-            if j.state != JobState::Queued {
-                return false;
-            }
-            j.attempt = attempt;
-            true
-        })
-        .await;
-    if !matches!(claimed, Ok(Some(_))) {
-        return;
+    if reserved {
+        let still_queued = shared
+            .jobs
+            .get(id)
+            .is_some_and(|j| j.state == JobState::Queued && j.attempt == attempt);
+        if !shared.jobs.take_unsent_attempt(id) || !still_queued {
+            return;
+        }
+    } else {
+        // The new attempt is on disk before any node hears of it, so units
+        // of an attempt the home forgot in a crash are recognised as stale.
+        let claimed = shared
+            .jobs
+            .update_durably(id, Vec::new(), |j| {
+                if j.state != JobState::Queued {
+                    return false;
+                }
+                j.attempt = attempt;
+                true
+            })
+            .await;
+        if !matches!(claimed, Ok(Some(_))) {
+            return;
+        }
     }
     let placing_ms = unix_now_millis();
     let placement = if spec.count == 1 {

@@ -21,7 +21,7 @@ pub mod resource;
 pub mod retention;
 pub mod writer;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{Notify, watch};
@@ -38,6 +38,11 @@ pub struct JobsState {
     active: Mutex<BTreeMap<String, JobRecord>>,
     /// Queued jobs by placement order, and this home's units per node.
     queue: Mutex<queue::Queue>,
+    /// Jobs whose stored attempt number no node has heard of yet: accepted
+    /// by this process with their first attempt reserved on disk, so their
+    /// first placement needs no write of its own. Memory only: after a
+    /// restart every queued job claims a new number.
+    unsent_attempts: Mutex<HashSet<String>>,
     /// Bumped whenever a job of this home changes state.
     changed: watch::Sender<u64>,
     /// Wakes the scheduler (new job, freed node, released hold).
@@ -79,6 +84,7 @@ impl JobsState {
         Ok(JobsState {
             active: Mutex::new(active),
             queue: Mutex::new(queue),
+            unsent_attempts: Mutex::new(HashSet::new()),
             changed: watch::channel(0).0,
             wake: Notify::new(),
             writer: Writer::start(Arc::clone(&store)),
@@ -121,13 +127,17 @@ impl JobsState {
             .collect()
     }
 
+    /// Adds newly accepted jobs, whose stored attempt no node has heard of.
     pub fn insert_active(&self, jobs: Vec<JobRecord>) {
         let mut active = lock(&self.active);
         let mut queue = lock(&self.queue);
+        let mut unsent = lock(&self.unsent_attempts);
         for job in jobs {
             queue.track(None, &job);
+            unsent.insert(job.id.clone());
             active.insert(job.id.clone(), job);
         }
+        drop(unsent);
         drop(queue);
         drop(active);
         self.changed.send_modify(|v| *v += 1);
@@ -153,6 +163,7 @@ impl JobsState {
         lock(&self.queue).track(Some(&before), &record);
         if record.state.is_terminal() {
             active.remove(id);
+            lock(&self.unsent_attempts).remove(id);
         }
         self.writer.send(JobCommand::Put {
             job: record.clone(),
@@ -183,6 +194,7 @@ impl JobsState {
             lock(&self.queue).track(Some(&before), &record);
             if record.state.is_terminal() {
                 active.remove(id);
+                lock(&self.unsent_attempts).remove(id);
             }
             let write = self.writer.write(JobCommand::Put {
                 job: record.clone(),
@@ -214,6 +226,18 @@ impl JobsState {
             unix_ms,
             text,
         });
+    }
+
+    /// Whether `id`'s stored attempt has not been sent to any node yet.
+    pub fn has_unsent_attempt(&self, id: &str) -> bool {
+        lock(&self.unsent_attempts).contains(id)
+    }
+
+    /// Takes the right to send `id`'s stored attempt number to nodes without
+    /// writing a new one first: true once, for a job accepted by this
+    /// process and never sent to any node since.
+    pub fn take_unsent_attempt(&self, id: &str) -> bool {
+        lock(&self.unsent_attempts).remove(id)
     }
 
     /// Up to `n` queued jobs to place now, best first.
