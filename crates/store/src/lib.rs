@@ -135,7 +135,38 @@ impl Store {
         machine: &M,
         commands: &[M::Command],
     ) -> std::result::Result<Vec<M::Output>, M::Error> {
-        let txn = self.db.begin_write().map_err(StoreError::from)?;
+        self.execute_batch(machine, commands, redb::Durability::Immediate)
+    }
+
+    /// Like [`execute_many`](Self::execute_many), without the disk sync:
+    /// readers see the changes at once, and they reach the disk, in order
+    /// and whole, with the next durable commit ([`sync`](Self::sync) or any
+    /// durable execute). A crash before that loses them; it never tears a
+    /// batch or reorders batches. For changes nobody waits on, so that a
+    /// busy writer pays one sync for many batches.
+    pub fn execute_many_unsynced<M: StateMachine>(
+        &self,
+        machine: &M,
+        commands: &[M::Command],
+    ) -> std::result::Result<Vec<M::Output>, M::Error> {
+        self.execute_batch(machine, commands, redb::Durability::None)
+    }
+
+    /// Makes every commit so far durable (one disk sync).
+    pub fn sync(&self) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    fn execute_batch<M: StateMachine>(
+        &self,
+        machine: &M,
+        commands: &[M::Command],
+        durability: redb::Durability,
+    ) -> std::result::Result<Vec<M::Output>, M::Error> {
+        let mut txn = self.db.begin_write().map_err(StoreError::from)?;
+        txn.set_durability(durability).map_err(StoreError::from)?;
         let mut index = {
             let meta = txn.open_table(META).map_err(StoreError::from)?;
             meta.get(META_APPLIED_INDEX)

@@ -160,3 +160,52 @@ fn list_before_takes_the_oldest_keys_first_and_stops_at_the_limit() {
         .expect("second sweep");
     assert_eq!(keys(&store), ["t05", "t07"], "the end key itself is kept");
 }
+
+#[test]
+fn unsynced_batches_are_read_at_once_and_kept_in_order_by_the_next_sync() {
+    let (dir, store) = open();
+    store
+        .execute_many_unsynced(
+            &Items,
+            &[
+                ItemCommand::Put("a".into(), "1".into()),
+                ItemCommand::Put("b".into(), "1".into()),
+            ],
+        )
+        .unwrap();
+    store
+        .execute_many_unsynced(&Items, &[ItemCommand::Put("a".into(), "2".into())])
+        .unwrap();
+    assert_eq!(
+        store.read(|r| ITEMS.get(r, "a")).unwrap().as_deref(),
+        Some("2")
+    );
+    assert_eq!(store.applied_index().unwrap(), 3);
+    store.sync().unwrap();
+    drop(store);
+    let store = Store::open(&dir.path().join("s.redb")).unwrap();
+    assert_eq!(
+        store.read(|r| ITEMS.get(r, "a")).unwrap().as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        store.read(|r| ITEMS.get(r, "b")).unwrap().as_deref(),
+        Some("1")
+    );
+    assert_eq!(store.applied_index().unwrap(), 3);
+}
+
+#[test]
+fn a_refused_unsynced_batch_writes_nothing() {
+    let (_dir, store) = open();
+    let refused = store.execute_many_unsynced(
+        &Items,
+        &[
+            ItemCommand::Put("a".into(), "1".into()),
+            ItemCommand::PutThenRefuse("b".into(), "1".into()),
+        ],
+    );
+    assert!(matches!(refused, Err(ItemError::Refused)));
+    assert_eq!(store.read(|r| ITEMS.get(r, "a")).unwrap(), None);
+    assert_eq!(store.applied_index().unwrap(), 0);
+}
