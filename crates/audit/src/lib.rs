@@ -47,6 +47,6 @@ mod testutil;
 mod verify;
 
 pub use error::{AuditError, Result};
-pub use log::AuditLog;
+pub use log::{Appended, AuditLog};
 pub use record::{AuditEvent, AuditRecord, Decision, GENESIS_PREV, MAX_RECORD_BYTES};
 pub use verify::{Broken, VerifyReport, verify};

@@ -30,6 +30,14 @@ pub struct AuditLog {
     flusher: File,
 }
 
+/// A record written but not yet known to be on disk.
+#[derive(Debug)]
+pub struct Appended {
+    pub record: AuditRecord,
+    /// The file's length up to the end of this record.
+    pub end: u64,
+}
+
 #[derive(Debug)]
 struct State {
     file: File,
@@ -151,6 +159,18 @@ impl AuditLog {
     /// whose line would exceed `MAX_RECORD_BYTES` is refused and nothing is
     /// written.
     pub fn append(&self, event: AuditEvent) -> Result<AuditRecord> {
+        let appended = self.append_unsynced(event)?;
+        self.sync_through(appended.end)?;
+        Ok(appended.record)
+    }
+
+    /// Appends `event` as the next record without waiting for the disk: the
+    /// caller must not acknowledge the decision before
+    /// [`sync_through`](Self::sync_through) of the returned end has
+    /// returned. Lets one flushing thread make the records of many
+    /// concurrent requests durable with one `fdatasync`, where each caller
+    /// blocking in [`append`](Self::append) would hold a thread each.
+    pub fn append_unsynced(&self, event: AuditEvent) -> Result<Appended> {
         // Poisoning needs a panic while the lock is held, and nothing here
         // panics; if it ever happens the file's state is unknown.
         let mut guard = self.state.lock().map_err(|_| self.unusable())?;
@@ -179,9 +199,18 @@ impl AuditLog {
         state.len += encoded.line.len() as u64;
         state.seq = seq;
         state.hash.clone_from(&encoded.record.hash);
-        let end = state.len;
-        self.flush_through(guard, end)?;
-        Ok(encoded.record)
+        Ok(Appended {
+            record: encoded.record,
+            end: state.len,
+        })
+    }
+
+    /// Returns once the file is on disk up to `end` (an
+    /// [`Appended::end`]); an error means the records up to there may be
+    /// lost, and the log refuses further records.
+    pub fn sync_through(&self, end: u64) -> Result<()> {
+        let guard = self.state.lock().map_err(|_| self.unusable())?;
+        self.flush_through(guard, end)
     }
 
     /// Returns once the file is on disk up to `end`: flushes it, or waits
@@ -314,6 +343,26 @@ mod tests {
     use crate::testutil::{event, log_with, read_lines, write_lines};
     use crate::verify;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn unsynced_appends_are_made_durable_by_one_sync_through_the_last_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let log = AuditLog::open(&path, "node-1").unwrap();
+        let ends: Vec<u64> = (0..5)
+            .map(|i| log.append_unsynced(event(i)).unwrap().end)
+            .collect();
+        assert!(ends.windows(2).all(|w| w[0] < w[1]), "{ends:?}");
+        assert!(log.state.lock().unwrap().synced_len < ends[4]);
+        log.sync_through(ends[4]).unwrap();
+        assert_eq!(log.state.lock().unwrap().synced_len, ends[4]);
+        // An earlier end is already covered: no second flush is needed.
+        log.sync_through(ends[1]).unwrap();
+        let report = verify(&path).unwrap();
+        assert_eq!(report.records, 5);
+        assert!(report.is_intact(), "{report:?}");
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), ends[4]);
+    }
 
     #[test]
     fn concurrent_appends_share_flushes_and_keep_one_chain() {

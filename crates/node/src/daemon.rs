@@ -2,6 +2,7 @@
 //! the node belongs to a site (or join one, or wait for `xos site init`),
 //! serve, and stop in order on request.
 
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ use crate::jobs::JobsState;
 use crate::jobs::resource::{Capacity, ResourceSide};
 use crate::rpc::jobs::{JobExecService, JobsService};
 use xtreem_audit::{AuditEvent, AuditLog, Decision as AuditDecision};
+
+use crate::audit_writer::AuditWriter;
 use xtreem_gossip::{NodeId, NodeKey};
 use xtreem_proto::directory::directory_server::DirectoryServer;
 use xtreem_proto::vo::vo_server::VoServer;
@@ -100,7 +103,7 @@ pub struct NodeShared {
     /// VO issuers, served VOs and policies this node decides with.
     pub trust: Arc<TrustState>,
     vo_authority: RwLock<Option<Arc<VoAuthority>>>,
-    audit_log: Option<AuditLog>,
+    audit_log: Option<AuditWriter>,
     /// Dynamic account mapping (resource nodes).
     pub accounts: Option<Arc<AccountMapper>>,
     /// Gossip membership and the site's descriptors.
@@ -145,6 +148,21 @@ impl NodeShared {
             && let Err(e) = log.append(event)
         {
             tracing::error!(error = %e, "cannot append to the audit log");
+        }
+    }
+
+    /// As [`audit`](Self::audit), without holding a thread while the disk
+    /// works: the record is appended now and the future resolves once it
+    /// is on disk (sharing its flush with those appended meanwhile). The
+    /// caller awaits it before answering the request.
+    pub fn audit_durably(&self, event: AuditEvent) -> impl Future<Output = ()> + Send + 'static {
+        let flushed = self.audit_log.as_ref().map(|log| log.append_durably(event));
+        async move {
+            if let Some(flushed) = flushed
+                && let Err(e) = flushed.await
+            {
+                tracing::error!(error = %e, "cannot append to the audit log");
+            }
         }
     }
 
@@ -673,6 +691,7 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
 
     let audit_log = AuditLog::open(&data.audit_log(), config.name.as_str())
         .context("cannot open the audit log")?;
+    let audit_log = AuditWriter::start(audit_log).context("cannot start the audit flusher")?;
     let accounts = if config.has_role(Role::Resource) {
         Some(Arc::new(open_accounts(&config, &data, &store)?))
     } else {

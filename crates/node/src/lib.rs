@@ -19,6 +19,7 @@
 //! below it never know which roles a node has.
 
 pub mod access;
+mod audit_writer;
 pub mod authority;
 pub mod config;
 pub mod daemon;

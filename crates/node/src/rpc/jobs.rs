@@ -291,19 +291,27 @@ fn may_manage_reservation(who: &Who, owner: &Owner) -> bool {
     }
 }
 
+fn audit_event(
+    who: &Who,
+    action: &str,
+    target: &str,
+    result: &Result<(), String>,
+) -> xtreem_audit::AuditEvent {
+    use xtreem_audit::{AuditEvent, Decision as AuditDecision};
+    let (decision, detail) = match result {
+        Ok(()) => (AuditDecision::Allow, serde_json::json!({})),
+        Err(e) => (AuditDecision::Deny, serde_json::json!({ "why": e })),
+    };
+    AuditEvent::new(who.name(), action, target, decision).with_detail(detail)
+}
+
 pub struct JobsService {
     pub shared: Arc<NodeShared>,
 }
 
 impl JobsService {
     fn audit(&self, who: &Who, action: &str, target: &str, result: &Result<(), String>) {
-        use xtreem_audit::{AuditEvent, Decision as AuditDecision};
-        let (decision, detail) = match result {
-            Ok(()) => (AuditDecision::Allow, serde_json::json!({})),
-            Err(e) => (AuditDecision::Deny, serde_json::json!({ "why": e })),
-        };
-        self.shared
-            .audit(AuditEvent::new(who.name(), action, target, decision).with_detail(detail));
+        self.shared.audit(audit_event(who, action, target, result));
     }
 
     /// Refuses a submission the site can never run, naming the field.
@@ -586,8 +594,14 @@ impl Jobs for JobsService {
             crate::access::this_node(&self.shared),
             total_cores,
         );
-        self.audit(&who, "submit_job", &spec.name, &allowed);
-        allowed.map_err(Status::permission_denied)?;
+        // On disk before the answer, flushed while the job record is.
+        let audited =
+            self.shared
+                .audit_durably(audit_event(&who, "submit_job", &spec.name, &allowed));
+        if let Err(why) = allowed {
+            audited.await;
+            return Err(Status::permission_denied(why));
+        }
         let owner = Owner {
             subject: claims.sub.clone(),
             issuer: claims.iss.clone(),
@@ -615,8 +629,9 @@ impl Jobs for JobsService {
                 )
             }
         };
-        let ids = home::submit(&self.shared, owner, job_token, note, spec, req.hold).await?;
-        Ok(Response::new(pb::SubmitResponse { ids }))
+        let submitted = home::submit(&self.shared, owner, job_token, note, spec, req.hold).await;
+        audited.await;
+        Ok(Response::new(pb::SubmitResponse { ids: submitted? }))
     }
 
     async fn list(&self, request: Request<pb::ListRequest>) -> R<pb::ListResponse> {
