@@ -355,20 +355,17 @@ impl ResourceSide {
             .collect()
     }
 
-    async fn forget(&self, shared: &NodeShared, mut unit: LocalUnit) {
+    /// Not awaited: if a crash loses the mark, the restarted daemon reports
+    /// the unit again (as lost, its state being removed by then), and the
+    /// home, which holds its end already, ignores that.
+    fn forget(&self, shared: &NodeShared, mut unit: LocalUnit) {
         unit.reported = true;
-        let name = unit.unit.clone();
-        let write = {
-            let mut units = lock(&self.units);
-            units.remove(&name);
-            shared.jobs.writer.write(JobCommand::UnitReported {
-                unit,
-                at_unix_ms: unix_now_millis(),
-            })
-        };
-        if let Err(e) = write.done().await {
-            tracing::warn!(unit = name, error = %e, "cannot record that a unit was reported");
-        }
+        let mut units = lock(&self.units);
+        units.remove(&unit.unit);
+        shared.jobs.writer.send(JobCommand::UnitReported {
+            unit,
+            at_unix_ms: unix_now_millis(),
+        });
     }
 
     /// Holds `unit`'s new state in memory only.
@@ -850,7 +847,7 @@ pub async fn report(shared: Arc<NodeShared>, unit: String) {
             Ok(()) => {
                 // The home holds the unit's record now; this node keeps it
                 // on disk only, to serve its output.
-                side.forget(&shared, local).await;
+                side.forget(&shared, local);
                 // Blocking (cgroup and directory removal): off the runtime.
                 let shared = Arc::clone(&shared);
                 let removed = tokio::task::spawn_blocking(move || {

@@ -6,29 +6,46 @@
 //! and the writer applies them in that order, so the store never goes back
 //! to an older record. A caller that must not answer before its change is
 //! durable (an acknowledged submit, a unit's end) awaits the reply.
+//!
+//! Two things keep the syncs few when the node is busy. A batch in which
+//! nobody awaits durability is committed without a sync: it reaches the
+//! disk with the next durable batch, or after `UNSYNCED_MAX_AGE` at the
+//! latest (the window a crash can lose changes nobody waited for was
+//! already "until the next batch"). And a writer whose last batch held
+//! several commands waits `LINGER` for more before it commits, as
+//! PostgreSQL's `commit_delay` does: one sync then serves many changes,
+//! and an idle writer waits for nothing.
 
 use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use xtreem_store::{Store, StoreError};
 
 use super::machine::{JobCommand, JobMachine};
 
 /// Commands applied in one transaction at most.
 const BATCH_MAX: usize = 512;
+/// How long a busy writer waits for more commands before it commits.
+const LINGER: Duration = Duration::from_millis(1);
+/// A batch of at least this many commands marks the writer busy.
+const BUSY_BATCH: usize = 2;
+/// Changes nobody awaited are on disk at most this long after their commit.
+const UNSYNCED_MAX_AGE: Duration = Duration::from_millis(50);
 
 type Reply = oneshot::Sender<Result<Vec<String>, String>>;
 
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::UnboundedSender<(JobCommand, Option<Reply>)>,
+    tx: mpsc::Sender<(JobCommand, Option<Reply>)>,
 }
 
 impl Writer {
     /// Starts the writer task on `store`; it ends when every `Writer` is
     /// dropped, after writing what was sent.
     pub fn start(store: Arc<Store>) -> Writer {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("job-writer".into())
             .spawn(move || write_loop(&store, rx))
@@ -67,48 +84,180 @@ impl Durable {
     }
 }
 
-fn write_loop(store: &Store, mut rx: mpsc::UnboundedReceiver<(JobCommand, Option<Reply>)>) {
+fn write_loop(store: &Store, rx: mpsc::Receiver<(JobCommand, Option<Reply>)>) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
-    while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < BATCH_MAX {
-            match rx.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+    let mut busy = false;
+    // When the oldest commit not yet on disk was made.
+    let mut unsynced_since: Option<Instant> = None;
+    loop {
+        let first = match unsynced_since {
+            None => match rx.recv() {
+                Ok(first) => first,
+                Err(_) => return,
+            },
+            Some(since) => {
+                match rx.recv_timeout(UNSYNCED_MAX_AGE.saturating_sub(since.elapsed())) {
+                    Ok(first) => first,
+                    Err(stop) => {
+                        match store.sync() {
+                            Ok(()) => unsynced_since = None,
+                            Err(e) => tracing::error!(error = %e, "cannot sync the job store"),
+                        }
+                        if stop == RecvTimeoutError::Disconnected {
+                            return;
+                        }
+                        continue;
+                    }
+                }
             }
+        };
+        batch.push(first);
+        drain(&rx, &mut batch);
+        if busy && batch.len() < BATCH_MAX {
+            std::thread::sleep(LINGER);
+            drain(&rx, &mut batch);
         }
+        busy = batch.len() >= BUSY_BATCH;
+        let durable = batch.iter().any(|(_, reply)| reply.is_some())
+            || unsynced_since.is_some_and(|t| t.elapsed() >= UNSYNCED_MAX_AGE);
         let (commands, replies): (Vec<JobCommand>, Vec<Option<Reply>>) = batch.drain(..).unzip();
-        match store.execute_many(&JobMachine, &commands) {
+        let written = if durable {
+            store.execute_many(&JobMachine, &commands)
+        } else {
+            store.execute_many_unsynced(&JobMachine, &commands)
+        };
+        match written {
             Ok(outputs) => {
+                if durable {
+                    unsynced_since = None;
+                } else {
+                    unsynced_since.get_or_insert_with(Instant::now);
+                }
                 for (reply, output) in replies.into_iter().zip(outputs) {
                     if let Some(reply) = reply {
                         let _ = reply.send(Ok(output));
                     }
                 }
             }
-            Err(e) => write_one_by_one(store, commands, replies, &e),
+            // A durable command commits what came before it too.
+            Err(e) => {
+                if write_one_by_one(store, commands, replies, &e) {
+                    unsynced_since = None;
+                }
+            }
+        }
+    }
+}
+
+/// Moves what is queued into `batch`, up to `BATCH_MAX`.
+fn drain(
+    rx: &mpsc::Receiver<(JobCommand, Option<Reply>)>,
+    batch: &mut Vec<(JobCommand, Option<Reply>)>,
+) {
+    while batch.len() < BATCH_MAX {
+        match rx.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
         }
     }
 }
 
 /// A failed batch is retried command by command, so one bad command does
-/// not take the others with it.
+/// not take the others with it. Whether any of them was written (durably).
 fn write_one_by_one(
     store: &Store,
     commands: Vec<JobCommand>,
     replies: Vec<Option<Reply>>,
     batch_error: &StoreError,
-) {
+) -> bool {
     tracing::warn!(error = %batch_error, "a batch of job changes failed; writing them one by one");
+    let mut any_written = false;
     for (command, reply) in commands.into_iter().zip(replies) {
         let result = store
             .execute(&JobMachine, command)
             .map_err(|e| e.to_string());
-        if let Err(e) = &result {
-            tracing::error!(error = %e, "a job change could not be saved");
+        match &result {
+            Ok(_) => any_written = true,
+            Err(e) => tracing::error!(error = %e, "a job change could not be saved"),
         }
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }
+    }
+    any_written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::machine::query;
+    use crate::jobs::record::{Owner, Reservation};
+
+    fn reservation(id: &str, cores: u32) -> Reservation {
+        Reservation {
+            id: id.into(),
+            owner: Owner {
+                subject: "alice".into(),
+                issuer: String::new(),
+                vo: "bio".into(),
+                groups: Vec::new(),
+            },
+            nodes: vec!["n1".into()],
+            cores,
+            memory_bytes: 0,
+            start_unix_ms: 0,
+            end_unix_ms: 1,
+            exclusive: false,
+            cancelled: false,
+        }
+    }
+
+    fn held(store: &Store) -> Vec<(String, u32)> {
+        store
+            .read(query::held)
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.id, r.cores))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_awaited_write_lands_after_the_unawaited_ones_sent_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("jobs.redb")).unwrap());
+        let writer = Writer::start(Arc::clone(&store));
+        for cores in 1..=50 {
+            writer.send(JobCommand::PutHeld {
+                reservation: reservation("r-a", cores),
+            });
+        }
+        writer
+            .write(JobCommand::PutHeld {
+                reservation: reservation("r-b", 7),
+            })
+            .done()
+            .await
+            .unwrap();
+        assert_eq!(held(&store), vec![("r-a".into(), 50), ("r-b".into(), 7)]);
+    }
+
+    #[tokio::test]
+    async fn unawaited_changes_are_applied_without_any_awaited_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("jobs.redb")).unwrap());
+        let writer = Writer::start(Arc::clone(&store));
+        writer.send(JobCommand::PutHeld {
+            reservation: reservation("r-a", 3),
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while held(&store).is_empty() {
+            assert!(Instant::now() < deadline, "the change was never applied");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(held(&store), vec![("r-a".into(), 3)]);
+        // The writer syncs it by itself once idle; a sync after that has
+        // nothing left to do and succeeds.
+        tokio::time::sleep(UNSYNCED_MAX_AGE * 2).await;
+        store.sync().unwrap();
     }
 }
