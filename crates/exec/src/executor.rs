@@ -476,9 +476,7 @@ impl Executor {
     }
 
     fn live_usage(&self, unit: &str) -> Usage {
-        if !self.cgroup.exists(unit) {
-            return Usage::default();
-        }
+        // A missing cgroup reads as zero usage: no existence check first.
         self.cgroup.usage(unit).unwrap_or_else(|e| {
             tracing::debug!(target: "xtreem_exec", unit, "reading usage: {e}");
             Usage::default()
@@ -619,11 +617,12 @@ impl Executor {
             }
         }
         self.reap(unit);
-        if self.cgroup.exists(unit) {
-            // Nothing should be left; a lost supervisor's unit might be.
+        // The supervisor emptied the cgroup before it ended; only a lost
+        // supervisor's unit may still have processes, and then the removal
+        // fails (EBUSY): kill them and try again. An absent cgroup is fine.
+        if self.cgroup.remove(unit).is_err() {
             let until = Instant::now() + Duration::from_secs(2);
-            while self.cgroup.procs(unit).is_ok_and(|p| !p.is_empty()) && Instant::now() < until {
-                let _ = self.cgroup.kill_all(unit);
+            while self.cgroup.kill_all(unit).is_ok_and(|n| n > 0) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(5));
             }
             self.cgroup

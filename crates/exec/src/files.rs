@@ -55,17 +55,58 @@ pub(crate) fn read_json<T: DeserializeOwned>(
     name: &str,
 ) -> Result<Option<T>, ExecError> {
     let path = dir.join(name);
-    let bytes = match fs::read(&path) {
-        Ok(b) => b,
+    let reading = |e| ExecError::io(format!("reading {}", path.display()), e);
+    let mut file = match fs::File::open(&path) {
+        Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(ExecError::io(format!("reading {}", path.display()), e)),
+        Err(e) => return Err(reading(e)),
     };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| ExecError::State {
-            path,
-            why: e.to_string(),
-        })
+    let mut bytes = Vec::new();
+    read_until_short(&mut file, &mut bytes).map_err(reading)?;
+    let parsed = match serde_json::from_slice(&bytes) {
+        Ok(v) => Ok(v),
+        // A short read ends a regular file on the file systems the state
+        // lives on, and the records are written whole (then renamed), so
+        // this is a truly bad file; but a file system that reads short
+        // before the end gets the rest read now.
+        Err(_) if file.read_to_end(&mut bytes).map_err(reading)? > 0 => {
+            serde_json::from_slice(&bytes)
+        }
+        Err(e) => Err(e),
+    };
+    parsed.map(Some).map_err(|e| ExecError::State {
+        path: path.clone(),
+        why: e.to_string(),
+    })
+}
+
+/// Where a state file is read first: every record is smaller.
+const READ_BUF: usize = 4096;
+
+/// Appends `file` to `buf` up to the first `read` that fills less than it
+/// was given, the end of a regular file: for a small file that is one
+/// `read`, where `fs::read` spends a `statx` for the size and a second
+/// `read` that returns nothing.
+fn read_until_short(file: &mut fs::File, buf: &mut Vec<u8>) -> io::Result<()> {
+    let mut len = buf.len();
+    loop {
+        buf.resize(len + READ_BUF.max(len), 0);
+        let want = buf.len() - len;
+        match file.read(&mut buf[len..]) {
+            Ok(n) => {
+                len += n;
+                if n < want {
+                    buf.truncate(len);
+                    return Ok(());
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        }
+    }
 }
 
 /// What the lock file says about the supervisor.
@@ -98,9 +139,14 @@ pub(crate) fn liveness(dir: &Path) -> Result<Liveness, ExecError> {
             err,
         ));
     }
-    let mut text = String::new();
-    let pid = match f.read_to_string(&mut text) {
-        Ok(_) => text.trim().parse::<i32>().ok().filter(|p| *p > 0),
+    // A pid is a few digits: one `read` (the supervisor may not have
+    // written it yet, or be writing it: then no pid).
+    let mut buf = [0u8; 32];
+    let pid = match f.read(&mut buf) {
+        Ok(n) => std::str::from_utf8(&buf[..n])
+            .ok()
+            .and_then(|t| t.trim().parse::<i32>().ok())
+            .filter(|p| *p > 0),
         Err(_) => None,
     };
     Ok(Liveness::Alive(pid))
@@ -116,4 +162,30 @@ pub(crate) fn create_lock(dir: &Path) -> Result<PathBuf, ExecError> {
         .open(&path)
         .map_err(|e| ExecError::io(format!("creating {}", path.display()), e))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_larger_than_the_first_read_are_read_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        for len in [0, 1, READ_BUF - 3, READ_BUF - 2, READ_BUF, 3 * READ_BUF + 7] {
+            let value = "x".repeat(len);
+            write_json_atomic(tmp.path(), "r.json", &value).unwrap();
+            let back: Option<String> = read_json(tmp.path(), "r.json").unwrap();
+            assert_eq!(back.as_deref(), Some(value.as_str()), "{len}");
+        }
+        assert!(
+            read_json::<String>(tmp.path(), "none.json")
+                .unwrap()
+                .is_none()
+        );
+        fs::write(tmp.path().join("bad.json"), b"{\"a\":").unwrap();
+        assert!(matches!(
+            read_json::<String>(tmp.path(), "bad.json"),
+            Err(ExecError::State { .. })
+        ));
+    }
 }

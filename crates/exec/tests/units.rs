@@ -723,6 +723,34 @@ fn a_lost_supervisor_takes_its_job_along() {
 }
 
 #[test]
+fn remove_empties_the_cgroup_a_lost_supervisor_left_frozen() {
+    require_root!();
+    let fx = Fixture::new("lost-frozen");
+    let st = fx.exec.launch(&fx.spec("u", &["sleep", "30"])).unwrap();
+    fx.exec.freeze("u").unwrap();
+    // SAFETY: kill(2) of the supervisor's pid.
+    assert_eq!(
+        unsafe { libc::kill(st.supervisor_pid.unwrap(), libc::SIGKILL) },
+        0
+    );
+    // Not `wait`: the supervisor's pidfd only reports its end once its
+    // namespace is empty, and the frozen job keeps it from emptying.
+    assert!(eventually(Duration::from_secs(5), || {
+        fx.exec.status("u").unwrap().reason.as_deref() == Some(SUPERVISOR_LOST)
+    }));
+    // v1: the frozen job cannot die of the namespace's end until thawed,
+    // so the cgroup is not empty when the removal first tries.
+    fx.exec.remove("u").unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || dead(st.job_pid.unwrap())),
+        "the job outlived its removal"
+    );
+    for c in ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio"] {
+        assert!(!cgroup_dir_exists(c, &fx.parent, "u"), "{c}");
+    }
+}
+
+#[test]
 fn a_stopped_supervisor_kills_its_job_and_says_so() {
     require_root!();
     let fx = Fixture::new("stopped");

@@ -19,7 +19,7 @@ mod v1;
 mod v2;
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -125,11 +125,13 @@ pub trait CgroupBackend: Send + Sync + std::fmt::Debug {
     /// with the value read right after `create`.
     fn oom_kills(&self, unit: &str) -> io::Result<u64>;
     /// SIGKILL to every process of the unit, thawing it so they can die.
-    /// Returns how many processes there were.
+    /// Returns how many processes there were: 0 says the cgroup is empty
+    /// (or gone), and stays so, as no process can join it from outside.
     fn kill_all(&self, unit: &str) -> io::Result<u32>;
     fn exists(&self, unit: &str) -> bool;
     /// Removes the unit's (empty) cgroup, or (v1) resets it and keeps it
-    /// idle for a later `create`; absent is fine.
+    /// idle for a later `create`; absent is fine. Fails (`EBUSY`) while
+    /// processes are in it.
     fn remove(&self, unit: &str) -> io::Result<()>;
     /// Removes the idle cgroups, `_supervisors` and our subtree if they are
     /// empty.
@@ -259,13 +261,51 @@ pub(crate) fn write_if_present(path: &Path, value: &str) -> io::Result<bool> {
     }
 }
 
-/// Reads a cgroup file; `None` if it does not exist.
+/// Reads a cgroup (or `/proc`) file the kernel renders as one record (a
+/// value, a state, a few keyed lines: every file we read but
+/// `cgroup.procs` and `mountinfo`); `None` if it does not exist. Such a file comes whole in one `read` that fills less
+/// than the buffer, so that one is all it costs: `fs::read_to_string`
+/// spends a `statx` for the size (0 on kernfs) and `read`s until one
+/// returns nothing.
 pub(crate) fn read_optional(path: &Path) -> io::Result<Option<String>> {
-    match fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    read_kernfs(path, false)
+}
+
+/// Where a cgroup file is read first; a larger one grows it.
+const READ_BUF: usize = 4096;
+
+/// Reads a kernel file. `records`: it is a list the kernel renders record
+/// by record (`cgroup.procs`), so a short `read` may only end a page of it
+/// and the end is the `read` that returns nothing (at once, for an empty
+/// list).
+fn read_kernfs(path: &Path, records: bool) -> io::Result<Option<String>> {
+    let mut file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = vec![0u8; READ_BUF];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if !records && len < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
     }
+    buf.truncate(len);
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// `mkdir`, an existing directory is fine.
@@ -288,7 +328,7 @@ pub(crate) fn rmdir(path: &Path) -> io::Result<()> {
 
 /// Pids of a `cgroup.procs` file; a missing cgroup has none.
 pub(crate) fn read_procs(path: &Path) -> io::Result<Vec<i32>> {
-    Ok(read_optional(path)?
+    Ok(read_kernfs(path, true)?
         .map(|t| parse::pids(&t))
         .unwrap_or_default())
 }

@@ -16,7 +16,7 @@
 //! unfinished taker holds it, and it tries another index.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -64,28 +64,8 @@ fn spread(name: &str, n: usize) -> usize {
     usize::try_from(h % n.max(1) as u64).unwrap_or(0)
 }
 
-/// The start of a cgroup file (`None` if it does not exist) from a single
-/// `read`: enough for a number, a state or whether a list is empty, in half
-/// the system calls of `read_to_string` (which the reuse path would spend
-/// eight times per unit).
-fn read_head(path: &Path) -> io::Result<Option<String>> {
-    let mut file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut buf = [0u8; 64];
-    loop {
-        match file.read(&mut buf) {
-            Ok(n) => return Ok(Some(String::from_utf8_lossy(&buf[..n]).into_owned())),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 fn read_number(path: &Path) -> io::Result<Option<u64>> {
-    Ok(read_head(path)?.and_then(|t| parse::single_value(&t)))
+    Ok(read_optional(path)?.and_then(|t| parse::single_value(&t)))
 }
 
 /// The v1 backend.
@@ -199,17 +179,25 @@ impl CgroupV1 {
     }
 
     /// Whether an ended unit's cgroups can be parked for reuse, resetting
-    /// its counters on the way: present and empty everywhere, thawed, and
-    /// with (almost) no memory still charged.
+    /// its counters on the way: present, empty, thawed, and with (almost)
+    /// no memory still charged.
     fn reset_for_reuse(&self, unit: &str) -> io::Result<bool> {
-        for (parent, _) in &self.parents {
-            match read_head(&parent.join(unit).join("cgroup.procs"))? {
-                Some(t) if t.trim().is_empty() => {}
-                _ => return Ok(false),
-            }
+        // One hierarchy says for all. The files that move a process between
+        // cgroups are root's, and a job runs as a pool uid: its processes
+        // are where the job process put itself before its exec, in every
+        // hierarchy at once, and their children are born there. The one
+        // root process that joins is the job process before its exec, and
+        // while it lives it holds the supervisor's lock (a copy of the
+        // descriptor), so no remover gets here before its joins are done.
+        // So a process in the unit's cgroup of one hierarchy is in it in
+        // all, and the freezer's is the one `procs` and `kill_all` read.
+        // (A cgroup that is gone reads as empty here; the freezer state
+        // below is then missing, which answers no.)
+        if !read_procs(&self.required("freezer", unit).join("cgroup.procs"))?.is_empty() {
+            return Ok(false);
         }
         let freezer = self.required("freezer", unit).join("freezer.state");
-        if read_head(&freezer)?.as_deref().map(str::trim) != Some("THAWED") {
+        if read_optional(&freezer)?.as_deref().map(str::trim) != Some("THAWED") {
             return Ok(false);
         }
         let mem = self.required("memory", unit);
@@ -433,9 +421,11 @@ impl CgroupBackend for CgroupV1 {
     fn usage(&self, unit: &str) -> io::Result<Usage> {
         let mut u = Usage::default();
         let cpuacct = self.required("cpuacct", unit);
-        if let Some(t) = read_optional(&cpuacct.join("cpuacct.usage"))? {
-            u.cpu_ns = parse::single_value(&t).unwrap_or(0);
-        }
+        let Some(t) = read_optional(&cpuacct.join("cpuacct.usage"))? else {
+            // The cgroup is gone: nothing else to read.
+            return Ok(u);
+        };
+        u.cpu_ns = parse::single_value(&t).unwrap_or(0);
         let mem = self.required("memory", unit);
         if let Some(t) = read_optional(&mem.join("memory.max_usage_in_bytes"))? {
             u.peak_memory_bytes = parse::single_value(&t).unwrap_or(0);
@@ -453,6 +443,10 @@ impl CgroupBackend for CgroupV1 {
 
     fn kill_all(&self, unit: &str) -> io::Result<u32> {
         let pids = self.procs(unit)?;
+        if pids.is_empty() {
+            // Nobody to kill, and none can come: a thaw would change nothing.
+            return Ok(0);
+        }
         signal_pids(&pids, libc::SIGKILL);
         // v1 frozen tasks do not die of SIGKILL until thawed.
         if self.freeze_state(unit)? != FreezeState::Thawed {

@@ -424,7 +424,11 @@ fn wait_child(pid: i32) -> Option<Ended> {
 /// the fork server, which lives there): per `/proc/self/cgroup`, the
 /// unified line for v2, the memory hierarchy's for v1.
 fn in_supervisors_cgroup(v2: bool) -> bool {
-    let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    // One record: one `read`.
+    let text = crate::cgroup::read_optional(Path::new("/proc/self/cgroup"))
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     text.lines().any(|line| {
         let mut fields = line.splitn(3, ':');
         let (Some(id), Some(controllers), Some(path)) =
@@ -675,10 +679,12 @@ impl Supervisor<'_> {
         let ended_ms = unix_now_millis();
         // Whatever the job left behind goes now: SIGKILL to the cgroup, and
         // our own end kills the rest of the namespace.
-        let _ = self.cgroup.kill_all(unit);
+        // Usually the job was alone and the cgroup is empty already: that
+        // one read of its processes is all the drain costs.
+        let left = self.cgroup.kill_all(unit).unwrap_or(1);
         let drain_until = Instant::now() + DRAIN_TIMEOUT;
         let mut pause = Duration::from_micros(200);
-        while self.cgroup.procs(unit).is_ok_and(|p| !p.is_empty()) {
+        while left > 0 && self.cgroup.procs(unit).is_ok_and(|p| !p.is_empty()) {
             if Instant::now() >= drain_until {
                 log("processes are still in the unit's cgroup; recording the exit anyway");
                 break;
