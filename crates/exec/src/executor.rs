@@ -188,6 +188,16 @@ impl Executor {
         Ok(dir)
     }
 
+    /// The supervisor's lock state of a unit whose directory is not known
+    /// to exist: only a missing lock file costs a look at the directory.
+    fn unit_liveness(&self, unit: &str, dir: &Path) -> Result<Liveness, ExecError> {
+        match files::lock_state(dir)? {
+            Some(l) => Ok(l),
+            None if dir.is_dir() => Ok(Liveness::Gone),
+            None => Err(ExecError::NoSuchUnit(unit.to_string())),
+        }
+    }
+
     /// Reaps the unit's supervisor if this process spawned it and it ended.
     fn reap(&self, unit: &str) {
         if let Ok(mut children) = self.children.lock()
@@ -397,13 +407,15 @@ impl Executor {
 
     /// The unit's spec as launched.
     pub fn spec(&self, unit: &str) -> Result<LaunchSpec, ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
-        let input: SupervisorInput =
-            files::read_json(&dir, SPEC)?.ok_or_else(|| ExecError::State {
+        let dir = self.unit_dir(unit)?;
+        match files::read_json::<SupervisorInput>(&dir, SPEC)? {
+            Some(input) => Ok(input.spec),
+            None if !dir.is_dir() => Err(ExecError::NoSuchUnit(unit.to_string())),
+            None => Err(ExecError::State {
                 path: dir.join(SPEC),
                 why: "missing".into(),
-            })?;
-        Ok(input.spec)
+            }),
+        }
     }
 
     /// Where the unit's stdout or stderr goes.
@@ -413,12 +425,14 @@ impl Executor {
 
     /// The unit's state, from its state files, its lock and its cgroup.
     pub fn status(&self, unit: &str) -> Result<UnitStatus, ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
+        // No look at the directory first: a record or the lock in it says
+        // it is there.
+        let dir = self.unit_dir(unit)?;
         if let Some(rec) = files::read_json::<ExitRecord>(&dir, EXIT)? {
             self.reap(unit);
             return Ok(rec.into_status(unit));
         }
-        let liveness = files::liveness(&dir)?;
+        let liveness = self.unit_liveness(unit, &dir)?;
         if liveness == Liveness::Gone {
             self.reap(unit);
         }
@@ -487,7 +501,8 @@ impl Executor {
     /// daemon restart): waits on a pidfd of the supervisor, polling when
     /// that is not possible.
     pub async fn wait(&self, unit: &str) -> Result<UnitStatus, ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
+        // `status` says first if there is no such unit.
+        let dir = self.unit_dir(unit)?;
         loop {
             let status = self.status(unit)?;
             if !status.state.is_active() {
@@ -547,9 +562,9 @@ impl Executor {
     }
 
     fn require_running(&self, unit: &str) -> Result<(), ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
+        let dir = self.unit_dir(unit)?;
         if files::read_json::<ExitRecord>(&dir, EXIT)?.is_some()
-            || files::liveness(&dir)? == Liveness::Gone
+            || self.unit_liveness(unit, &dir)? == Liveness::Gone
         {
             return Err(ExecError::NotRunning(unit.to_string()));
         }
@@ -598,11 +613,11 @@ impl Executor {
     /// Deletes an ended unit: its cgroup and its directory. Refused while
     /// the supervisor lives. Collect the final status first.
     pub fn remove(&self, unit: &str) -> Result<(), ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
+        let dir = self.unit_dir(unit)?;
         if self.is_launching(unit) {
             return Err(ExecError::StillRunning(unit.to_string()));
         }
-        if matches!(files::liveness(&dir)?, Liveness::Alive(_)) {
+        if matches!(self.unit_liveness(unit, &dir)?, Liveness::Alive(_)) {
             // A supervisor that recorded the exit is in its last moments.
             let ended = files::read_json::<ExitRecord>(&dir, EXIT)?.is_some();
             let until = Instant::now() + EXITING_SUPERVISOR_WAIT;
@@ -629,7 +644,7 @@ impl Executor {
                 .remove(unit)
                 .map_err(io_err(format!("removing the cgroup of {unit}")))?;
         }
-        fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
+        files::remove_unit_dir(&dir).map_err(io_err(format!("removing {}", dir.display())))
     }
 
     /// Removes our cgroup subtree if no unit and no supervisor is left in it

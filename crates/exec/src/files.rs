@@ -120,17 +120,23 @@ pub(crate) enum Liveness {
 
 /// Tests the supervisor's lock without waiting.
 pub(crate) fn liveness(dir: &Path) -> Result<Liveness, ExecError> {
+    Ok(lock_state(dir)?.unwrap_or(Liveness::Gone))
+}
+
+/// As [`liveness`], `None` when there is no lock file: then the unit
+/// directory may be missing too (a lock file in it proves it is there).
+pub(crate) fn lock_state(dir: &Path) -> Result<Option<Liveness>, ExecError> {
     let path = dir.join(LOCK);
     let mut f = match fs::OpenOptions::new().read(true).open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Liveness::Gone),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ExecError::io(format!("opening {}", path.display()), e)),
     };
     // SAFETY: flock on a descriptor we own.
     let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
     if rc == 0 {
         // We got it: nobody holds it. Closing the file releases it.
-        return Ok(Liveness::Gone);
+        return Ok(Some(Liveness::Gone));
     }
     let err = io::Error::last_os_error();
     if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
@@ -149,7 +155,28 @@ pub(crate) fn liveness(dir: &Path) -> Result<Liveness, ExecError> {
             .filter(|p| *p > 0),
         Err(_) => None,
     };
-    Ok(Liveness::Alive(pid))
+    Ok(Some(Liveness::Alive(pid)))
+}
+
+/// The files a unit directory holds once its supervisor is done.
+const UNIT_FILES: [&str; 5] = [SPEC, LOCK, LOG, STARTED, EXIT];
+
+/// Deletes a unit directory. The files it holds are known: deleting them
+/// by name spares `remove_dir_all`'s stat, open and listing of the
+/// directory; anything else in it (a temporary record a supervisor left)
+/// is found by `remove_dir_all` after all.
+pub(crate) fn remove_unit_dir(dir: &Path) -> io::Result<()> {
+    for name in UNIT_FILES {
+        match fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return fs::remove_dir_all(dir),
+        }
+    }
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => fs::remove_dir_all(dir),
+        other => other,
+    }
 }
 
 /// Creates the (empty) lock file the supervisor will hold.

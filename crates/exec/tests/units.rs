@@ -700,6 +700,35 @@ fn remove_deletes_the_cgroup_and_the_directory() {
 }
 
 #[test]
+fn unknown_units_are_reported_as_such() {
+    require_root!();
+    let fx = Fixture::new("unknown");
+    let no_such = |r: Result<(), ExecError>| matches!(r, Err(ExecError::NoSuchUnit(_)));
+    assert!(no_such(fx.exec.status("nope").map(drop)));
+    assert!(no_such(fx.exec.spec("nope").map(drop)));
+    assert!(no_such(fx.exec.remove("nope")));
+    assert!(no_such(fx.exec.freeze("nope")));
+    assert!(no_such(fx.exec.thaw("nope")));
+    assert!(no_such(fx.exec.signal("nope", libc::SIGTERM).map(drop)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(no_such(rt.block_on(fx.exec.wait("nope")).map(drop)));
+}
+
+#[test]
+fn remove_deletes_files_left_in_the_unit_directory() {
+    require_root!();
+    let fx = Fixture::new("leftover");
+    fx.exec.launch(&fx.spec("u", &["true"])).unwrap();
+    fx.wait("u", Duration::from_secs(5));
+    std::fs::write(fx.root.join("u").join(".exit.json.tmp"), b"{").unwrap();
+    fx.exec.remove("u").unwrap();
+    assert!(!fx.root.join("u").exists());
+}
+
+#[test]
 fn a_lost_supervisor_takes_its_job_along() {
     require_root!();
     let fx = Fixture::new("lost");

@@ -233,8 +233,8 @@ fn above_stdio(fd: OwnedFd) -> OwnedFd {
 }
 
 /// Takes the supervisor's lock for the rest of its life and writes its pid
-/// into it.
-fn hold_lock(dir: &Path) -> Result<fs::File, String> {
+/// (`me`, as the host sees it) into it.
+fn hold_lock(dir: &Path, me: i32) -> Result<fs::File, String> {
     let path = dir.join(LOCK);
     let mut f = fs::OpenOptions::new()
         .read(true)
@@ -252,7 +252,7 @@ fn hold_lock(dir: &Path) -> Result<fs::File, String> {
         ));
     }
     f.set_len(0)
-        .and_then(|_| f.write_all(host_pid().to_string().as_bytes()))
+        .and_then(|_| f.write_all(me.to_string().as_bytes()))
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(f)
 }
@@ -264,7 +264,11 @@ fn run(dir: &Path) -> Result<(), String> {
     // Do not pin whatever directory the daemon ran in.
     let _ = std::env::set_current_dir("/");
     become_namespace_init()?;
-    let _lock = hold_lock(dir)?;
+    // Our pid stays the same from here on: looked up once for the lock and
+    // the start record (the job process, which has another, looks up its
+    // own).
+    let me = host_pid();
+    let _lock = hold_lock(dir, me)?;
     let launched_ms = unix_now_millis();
     let input: SupervisorInput = match files::read_json(dir, SPEC) {
         Ok(Some(input)) => input,
@@ -285,7 +289,7 @@ fn run(dir: &Path) -> Result<(), String> {
     match sup.start() {
         Ok(running) => {
             let started = StartedRecord {
-                supervisor_pid: host_pid(),
+                supervisor_pid: me,
                 job_pid: running.job_host_pid,
                 started_unix_ms: running.started_ms,
             };
