@@ -504,6 +504,27 @@ impl Executor {
         // `status` says first if there is no such unit.
         let dir = self.unit_dir(unit)?;
         loop {
+            // Whether the unit has ended is all we need to know: the exit
+            // record, else the supervisor's pid from its lock, without the
+            // usage and the other records `status` reads.
+            if let Some(rec) = files::read_json::<ExitRecord>(&dir, EXIT)? {
+                self.reap(unit);
+                return Ok(rec.into_status(unit));
+            }
+            if let Some(fd) = supervisor_pidfd(&dir)? {
+                // SAFETY: the OwnedFd is a valid descriptor that stays open
+                // (owned by the AsyncFd) while it is registered.
+                let registered = unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        fd,
+                        tokio::io::Interest::READABLE,
+                    )
+                };
+                if let Ok(afd) = registered {
+                    let _ = afd.readable().await;
+                    continue;
+                }
+            }
             let status = self.status(unit)?;
             if !status.state.is_active() {
                 return Ok(status);
@@ -677,6 +698,21 @@ fn place_fork_server(cgroup: &dyn CgroupBackend, server: &ForkServer) {
             tracing::warn!(target: "xtreem_exec", "moving the fork server to {}: {e}", f.display());
         }
     }
+}
+
+/// A pidfd of the unit's supervisor, if it holds its lock and wrote its
+/// pid in it. The pid could have been reused before `pidfd_open`: the
+/// lock, still held after it, proves the pidfd is the supervisor's.
+fn supervisor_pidfd(dir: &Path) -> Result<Option<OwnedFd>, ExecError> {
+    let Some((lock, Liveness::Alive(Some(pid)))) = files::open_lock(dir)? else {
+        return Ok(None);
+    };
+    let Some(fd) = pidfd_open(pid) else {
+        return Ok(None);
+    };
+    let held = files::still_held(&lock)
+        .map_err(io_err(format!("testing the lock in {}", dir.display())))?;
+    Ok(held.then_some(fd))
 }
 
 fn running_status(unit: &str, s: &StartedRecord, usage: Usage) -> UnitStatus {

@@ -126,24 +126,21 @@ pub(crate) fn liveness(dir: &Path) -> Result<Liveness, ExecError> {
 /// As [`liveness`], `None` when there is no lock file: then the unit
 /// directory may be missing too (a lock file in it proves it is there).
 pub(crate) fn lock_state(dir: &Path) -> Result<Option<Liveness>, ExecError> {
+    Ok(open_lock(dir)?.map(|(_, liveness)| liveness))
+}
+
+/// As [`lock_state`], with the lock file still open, for [`still_held`].
+pub(crate) fn open_lock(dir: &Path) -> Result<Option<(fs::File, Liveness)>, ExecError> {
     let path = dir.join(LOCK);
     let mut f = match fs::OpenOptions::new().read(true).open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(ExecError::io(format!("opening {}", path.display()), e)),
     };
-    // SAFETY: flock on a descriptor we own.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    if rc == 0 {
-        // We got it: nobody holds it. Closing the file releases it.
-        return Ok(Some(Liveness::Gone));
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-        return Err(ExecError::io(
-            format!("testing the lock {}", path.display()),
-            err,
-        ));
+    if !still_held(&f)
+        .map_err(|e| ExecError::io(format!("testing the lock {}", path.display()), e))?
+    {
+        return Ok(Some((f, Liveness::Gone)));
     }
     // A pid is a few digits: one `read` (the supervisor may not have
     // written it yet, or be writing it: then no pid).
@@ -155,7 +152,23 @@ pub(crate) fn lock_state(dir: &Path) -> Result<Option<Liveness>, ExecError> {
             .filter(|p| *p > 0),
         Err(_) => None,
     };
-    Ok(Some(Liveness::Alive(pid)))
+    Ok(Some((f, Liveness::Alive(pid))))
+}
+
+/// Whether the supervisor holds the lock `f` is open on (tested again
+/// without opening it again). When nobody does, this takes it: closing
+/// `f` releases it.
+pub(crate) fn still_held(f: &fs::File) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } == 0 {
+        return Ok(false);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(true)
+    } else {
+        Err(err)
+    }
 }
 
 /// The files a unit directory holds once its supervisor is done.
