@@ -134,16 +134,16 @@ impl Executor {
         fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
             .map_err(io_err(format!("setting the mode of {}", root.display())))?;
         let cgroup_config = cgroup::detect(cgroup_parent, version)?;
-        let cgroup = cgroup_config.backend()?;
+        let mut cgroup = cgroup_config.backend()?;
         let warnings = cgroup.setup_parent()?;
         for w in &warnings {
             tracing::warn!(target: "xtreem_exec", "{w}");
         }
-        let fork_server = match ForkServer::spawn(&supervisor) {
-            Ok(server) => {
-                place_fork_server(cgroup.as_ref(), &server);
-                Some(server)
-            }
+        // Held for our life, and handed to the fork server for the
+        // supervisors: the units' cgroup files are looked up from there.
+        cgroup.hold_dirs();
+        let fork_server = match start_fork_server(&supervisor, cgroup.as_ref()) {
+            Ok(server) => Some(server),
             Err(e) => {
                 tracing::warn!(target: "xtreem_exec", "no fork server ({e}): spawning each supervisor");
                 None
@@ -352,8 +352,7 @@ impl Executor {
                     if alive || attempt == 1 {
                         return false;
                     }
-                    *server = ForkServer::spawn(&self.supervisor)
-                        .inspect(|s| place_fork_server(self.cgroup.as_ref(), s))
+                    *server = start_fork_server(&self.supervisor, self.cgroup.as_ref())
                         .map_err(|e| {
                             tracing::warn!(target: "xtreem_exec", "cannot restart the fork server: {e}")
                         })
@@ -686,6 +685,20 @@ impl Executor {
             .remove_parent()
             .map_err(io_err("removing the cgroup parent"))
     }
+}
+
+/// Starts a fork server: in `<parent>/_supervisors`, holding our cgroup
+/// directories (without them its supervisors use whole paths).
+fn start_fork_server(
+    supervisor: &[OsString],
+    cgroup: &dyn CgroupBackend,
+) -> io::Result<ForkServer> {
+    let server = ForkServer::spawn(supervisor)?;
+    place_fork_server(cgroup, &server);
+    if let Err(e) = server.share_dirs(&cgroup.held_dirs()) {
+        tracing::warn!(target: "xtreem_exec", "fork server: cannot hand it the cgroup directories: {e}");
+    }
+    Ok(server)
 }
 
 /// Moves the fork server into `<parent>/_supervisors`, so the supervisors

@@ -729,6 +729,44 @@ fn remove_deletes_files_left_in_the_unit_directory() {
 }
 
 #[test]
+fn units_run_in_a_cgroup_subtree_made_again_under_a_live_executor() {
+    require_root!();
+    let fx = Fixture::new("remade");
+    fx.exec.launch(&fx.spec("a", &["true"])).unwrap();
+    fx.wait("a", Duration::from_secs(5));
+    fx.exec.remove("a").unwrap();
+    // The descriptors of the subtree the executor holds now name deleted
+    // directories; the next supervisor makes the subtree again.
+    fx.exec.remove_cgroup_parent().unwrap();
+    let st = fx.exec.launch(&fx.spec("b", &["sleep", "30"])).unwrap();
+    assert_eq!(st.state, UnitState::Running, "{st:?}");
+    // (The CPU time is charged when the job is first descheduled.)
+    assert!(
+        eventually(Duration::from_secs(2), || fx
+            .exec
+            .status("b")
+            .unwrap()
+            .usage
+            .cpu_ns
+            > 0),
+        "the executor does not find the new cgroup"
+    );
+    assert_eq!(fx.exec.signal("b", libc::SIGKILL).unwrap(), 1);
+    let end = fx.wait("b", Duration::from_secs(5));
+    assert_eq!(
+        end.state,
+        UnitState::Signaled {
+            signal: libc::SIGKILL
+        },
+        "{end:?}"
+    );
+    fx.exec.remove("b").unwrap();
+    for c in ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio"] {
+        assert!(!cgroup_dir_exists(c, &fx.parent, "b"), "{c}");
+    }
+}
+
+#[test]
 fn a_lost_supervisor_takes_its_job_along() {
     require_root!();
     let fx = Fixture::new("lost");

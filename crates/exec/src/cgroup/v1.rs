@@ -17,12 +17,14 @@
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
 
 use super::{
-    CgroupBackend, CgroupVersion, FreezeState, SUPERVISORS, V1Hierarchy, cg_err, mkdir, parse,
-    read_optional, read_procs, rmdir, signal_pids, write_if_present, write_value,
+    CgPath, CgroupBackend, CgroupVersion, FreezeState, SUPERVISORS, V1Hierarchy, cg_err,
+    inherited_dir, mkdir, parse, read_cg, read_procs_cg, rmdir, signal_pids, write_cg,
+    write_if_present_cg,
 };
 use crate::error::ExecError;
 use crate::spec::{CPU_PERIOD_US, Limits, fmt_bytes};
@@ -64,8 +66,8 @@ fn spread(name: &str, n: usize) -> usize {
     usize::try_from(h % n.max(1) as u64).unwrap_or(0)
 }
 
-fn read_number(path: &Path) -> io::Result<Option<u64>> {
-    Ok(read_optional(path)?.and_then(|t| parse::single_value(&t)))
+fn read_number(path: &CgPath) -> io::Result<Option<u64>> {
+    Ok(read_cg(path)?.and_then(|t| parse::single_value(&t)))
 }
 
 /// The v1 backend.
@@ -73,6 +75,12 @@ fn read_number(path: &Path) -> io::Result<Option<u64>> {
 pub struct CgroupV1 {
     /// `<mount>/<parent>` of each hierarchy, with its controllers.
     parents: Vec<(PathBuf, Vec<String>)>,
+    /// Per hierarchy, a descriptor of its `<mount>/<parent>` if one is held
+    /// (see `CgPath`): inherited from the fork server, or opened by
+    /// `hold_dirs`.
+    dirs: Vec<Option<RawFd>>,
+    /// The ones `hold_dirs` opened (inherited ones belong to the process).
+    owned: Vec<OwnedFd>,
 }
 
 impl CgroupV1 {
@@ -81,7 +89,12 @@ impl CgroupV1 {
             .into_iter()
             .map(|h| (h.mount.join(parent), h.controllers))
             .collect();
-        let cg = CgroupV1 { parents };
+        let dirs = parents.iter().map(|(p, _)| inherited_dir(p)).collect();
+        let cg = CgroupV1 {
+            parents,
+            dirs,
+            owned: Vec::new(),
+        };
         for c in ["memory", "freezer", "cpuacct", "pids"] {
             if cg.parent_of(c).is_none() {
                 return Err(ExecError::Cgroup(format!(
@@ -92,23 +105,31 @@ impl CgroupV1 {
         Ok(cg)
     }
 
-    fn parent_of(&self, controller: &str) -> Option<&PathBuf> {
+    fn parent_of(&self, controller: &str) -> Option<usize> {
         self.parents
             .iter()
-            .find(|(_, cs)| cs.iter().any(|c| c == controller))
-            .map(|(p, _)| p)
+            .position(|(_, cs)| cs.iter().any(|c| c == controller))
+    }
+
+    /// `<mount>/<parent>/<name>` of hierarchy `i`.
+    fn at(&self, i: usize, name: &str) -> CgPath {
+        let whole = self.parents[i].0.join(name);
+        match self.dirs.get(i).copied().flatten() {
+            Some(fd) => CgPath::held(fd, PathBuf::from(name), whole),
+            None => whole.into(),
+        }
     }
 
     /// `<mount>/<parent>/<unit>` of the hierarchy holding `controller`.
-    fn dir(&self, controller: &str, unit: &str) -> Option<PathBuf> {
-        self.parent_of(controller).map(|p| p.join(unit))
+    fn dir(&self, controller: &str, unit: &str) -> Option<CgPath> {
+        self.parent_of(controller).map(|i| self.at(i, unit))
     }
 
     /// The directory of a controller every setup has.
-    fn required(&self, controller: &str, unit: &str) -> PathBuf {
+    fn required(&self, controller: &str, unit: &str) -> CgPath {
         // `new` checked that memory, freezer, cpuacct and pids exist.
         self.dir(controller, unit)
-            .unwrap_or_else(|| PathBuf::from("/nonexistent").join(unit))
+            .unwrap_or_else(|| PathBuf::from("/nonexistent").join(unit).into())
     }
 
     /// Indices of the idle cgroups, as the first hierarchy shows them.
@@ -135,9 +156,9 @@ impl CgroupV1 {
     /// `unit` is in place there (all false: none could be taken).
     fn take_idle(&self, unit: &str) -> Vec<bool> {
         let mut placed = vec![false; self.parents.len()];
-        let Some(((first, _), _)) = self.parents.split_first() else {
+        if self.parents.is_empty() {
             return placed;
-        };
+        }
         let idle = self.idle_indices().unwrap_or_default();
         if idle.is_empty() {
             return placed;
@@ -147,7 +168,7 @@ impl CgroupV1 {
         let mut taken = None;
         for i in 0..idle.len() {
             let name = idle_name(idle[(start + i) % idle.len()]);
-            match fs::rename(first.join(&name), first.join(unit)) {
+            match self.at(0, &name).rename_to(&self.at(0, unit)) {
                 Ok(()) => {
                     taken = Some(name);
                     break;
@@ -162,16 +183,16 @@ impl CgroupV1 {
             return placed;
         };
         placed[0] = true;
-        for (i, (parent, _)) in self.parents.iter().enumerate().skip(1) {
-            let from = parent.join(&name);
-            match fs::rename(&from, parent.join(unit)) {
-                Ok(()) => placed[i] = true,
+        for (i, placed) in placed.iter_mut().enumerate().skip(1) {
+            let from = self.at(i, &name);
+            match from.rename_to(&self.at(i, unit)) {
+                Ok(()) => *placed = true,
                 Err(_) => {
                     // Missing here (a supervisor died half-way through a
                     // take) or a leftover `unit`: the caller makes or reuses
                     // `unit`. The index is ours now, so nobody else uses
                     // whatever `_idle-K` is left here.
-                    let _ = rmdir(&from);
+                    let _ = from.rmdir();
                 }
             }
         }
@@ -193,11 +214,11 @@ impl CgroupV1 {
         // all, and the freezer's is the one `procs` and `kill_all` read.
         // (A cgroup that is gone reads as empty here; the freezer state
         // below is then missing, which answers no.)
-        if !read_procs(&self.required("freezer", unit).join("cgroup.procs"))?.is_empty() {
+        if !read_procs_cg(&self.required("freezer", unit).join("cgroup.procs"))?.is_empty() {
             return Ok(false);
         }
         let freezer = self.required("freezer", unit).join("freezer.state");
-        if read_optional(&freezer)?.as_deref().map(str::trim) != Some("THAWED") {
+        if read_cg(&freezer)?.as_deref().map(str::trim) != Some("THAWED") {
             return Ok(false);
         }
         let mem = self.required("memory", unit);
@@ -212,7 +233,7 @@ impl CgroupV1 {
         // there is more than we accept anyway.
         if charged > REUSE_MAX_RESIDUAL_BYTES {
             // Page cache the unit left would count against the next one.
-            write_if_present(&mem.join("memory.force_empty"), "0")?;
+            write_if_present_cg(&mem.join("memory.force_empty"), "0")?;
             if read_number(&usage)?.unwrap_or(0) > REUSE_MAX_RESIDUAL_BYTES {
                 return Ok(false);
             }
@@ -224,11 +245,11 @@ impl CgroupV1 {
             "memory.failcnt",
             "memory.memsw.failcnt",
         ] {
-            write_if_present(&mem.join(f), "0")?;
+            write_if_present_cg(&mem.join(f), "0")?;
         }
-        write_if_present(&self.required("cpuacct", unit).join("cpuacct.usage"), "0")?;
+        write_if_present_cg(&self.required("cpuacct", unit).join("cpuacct.usage"), "0")?;
         if let Some(blkio) = self.dir("blkio", unit) {
-            write_if_present(&blkio.join("blkio.reset_stats"), "0")?;
+            write_if_present_cg(&blkio.join("blkio.reset_stats"), "0")?;
             // Not every kernel resets the throttling statistics we report.
             if self.io_bytes(unit)? != (0, 0) {
                 return Ok(false);
@@ -242,13 +263,8 @@ impl CgroupV1 {
     /// the ones renamed already are removed.
     fn park(&self, unit: &str) -> io::Result<bool> {
         // The first hierarchy last: see the module documentation.
-        let order: Vec<&Path> = self
-            .parents
-            .iter()
-            .rev()
-            .map(|(p, _)| p.as_path())
-            .collect();
-        let Some((claim, others)) = order.split_first() else {
+        let order: Vec<usize> = (0..self.parents.len()).rev().collect();
+        let Some((&claim, others)) = order.split_first() else {
             return Ok(false);
         };
         // A free index is one whose name is free where the claim is made.
@@ -257,25 +273,26 @@ impl CgroupV1 {
         let start = spread(unit, POOL_MAX);
         let mut free = (0..PARK_PROBES)
             .map(|i| (start + i) % POOL_MAX)
-            .filter(|&k| !claim.join(idle_name(k)).exists())
+            // A hint: the rename below decides.
+            .filter(|&k| !self.at(claim, &idle_name(k)).probably_exists())
             .peekable();
         if free.peek().is_none() || !self.reset_for_reuse(unit)? {
             return Ok(false);
         }
         for k in free {
             let name = idle_name(k);
-            match fs::rename(claim.join(unit), claim.join(&name)) {
+            match self.at(claim, unit).rename_to(&self.at(claim, &name)) {
                 Ok(()) => {}
                 // Held by another remover, by a taker still renaming, or
                 // left by a supervisor that died half-way: try another.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
-            for (i, parent) in others.iter().enumerate() {
-                if let Err(e) = fs::rename(parent.join(unit), parent.join(&name)) {
+            for (i, &h) in others.iter().enumerate() {
+                if let Err(e) = self.at(h, unit).rename_to(&self.at(h, &name)) {
                     // The caller removes what is still named `unit`.
-                    for done in std::iter::once(claim).chain(&others[..i]) {
-                        let _ = rmdir(&done.join(&name));
+                    for &done in std::iter::once(&claim).chain(&others[..i]) {
+                        let _ = self.at(done, &name).rmdir();
                     }
                     return Err(e);
                 }
@@ -292,7 +309,7 @@ impl CgroupV1 {
                 "blkio.throttle.io_service_bytes",
                 "blkio.io_service_bytes_recursive",
             ] {
-                if let Some(t) = read_optional(&blkio.join(name))? {
+                if let Some(t) = read_cg(&blkio.join(name))? {
                     return Ok(parse::blkio_service_bytes(&t));
                 }
             }
@@ -318,17 +335,17 @@ impl CgroupBackend for CgroupV1 {
     fn create(&self, unit: &str, limits: &Limits) -> Result<Vec<String>, ExecError> {
         let mut warnings = Vec::new();
         let placed = self.take_idle(unit);
-        for ((parent, _), placed) in self.parents.iter().zip(placed) {
+        for (i, placed) in placed.into_iter().enumerate() {
             if placed {
                 continue;
             }
-            let dir = parent.join(unit);
-            if let Err(e) = mkdir(&dir) {
+            let dir = self.at(i, unit);
+            if let Err(e) = dir.mkdir() {
                 if e.kind() == io::ErrorKind::NotFound {
                     // Someone removed our subtree: make it again.
-                    std::fs::create_dir_all(&dir).map_err(cg_err(&dir))?;
+                    std::fs::create_dir_all(dir.whole()).map_err(cg_err(dir.whole()))?;
                 } else {
-                    return Err(cg_err(&dir)(e));
+                    return Err(cg_err(dir.whole())(e));
                 }
             }
         }
@@ -338,13 +355,13 @@ impl CgroupBackend for CgroupV1 {
             Some(dir) if limits.cores > 0 => {
                 let quota = u64::from(limits.cores) * CPU_PERIOD_US;
                 let f = dir.join("cpu.cfs_period_us");
-                write_value(&f, &CPU_PERIOD_US.to_string()).map_err(cg_err(&f))?;
+                write_cg(&f, &CPU_PERIOD_US.to_string()).map_err(cg_err(f.whole()))?;
                 let f = dir.join("cpu.cfs_quota_us");
-                write_value(&f, &quota.to_string()).map_err(cg_err(&f))?;
+                write_cg(&f, &quota.to_string()).map_err(cg_err(f.whole()))?;
             }
             Some(dir) => {
                 let f = dir.join("cpu.cfs_quota_us");
-                write_value(&f, "-1").map_err(cg_err(&f))?;
+                write_cg(&f, "-1").map_err(cg_err(f.whole()))?;
             }
             None if limits.cores > 0 => warnings.push(format!(
                 "cpu controller not mounted: {} cores not enforced",
@@ -357,18 +374,18 @@ impl CgroupBackend for CgroupV1 {
         // RAM limit changes (the previous unit's may be below the new one).
         // Absent when the kernel does not account swap.
         let memsw = mem.join("memory.memsw.limit_in_bytes");
-        let swap_accounted = write_if_present(&memsw, "-1").map_err(cg_err(&memsw))?;
+        let swap_accounted = write_if_present_cg(&memsw, "-1").map_err(cg_err(memsw.whole()))?;
         let f = mem.join("memory.limit_in_bytes");
         let limit = if limits.memory_bytes > 0 {
             limits.memory_bytes.to_string()
         } else {
             "-1".to_string()
         };
-        write_value(&f, &limit).map_err(cg_err(&f))?;
+        write_cg(&f, &limit).map_err(cg_err(f.whole()))?;
         if limits.memory_bytes > 0 {
             if swap_accounted {
                 // Without it the job would swap instead of hitting the limit.
-                write_value(&memsw, &limit).map_err(cg_err(&memsw))?;
+                write_cg(&memsw, &limit).map_err(cg_err(memsw.whole()))?;
             } else {
                 warnings.push(format!(
                     "swap is not accounted: the {} limit covers RAM only",
@@ -382,7 +399,7 @@ impl CgroupBackend for CgroupV1 {
         } else {
             limits.pids.to_string()
         };
-        write_value(&f, &pids).map_err(cg_err(&f))?;
+        write_cg(&f, &pids).map_err(cg_err(f.whole()))?;
         Ok(warnings)
     }
 
@@ -390,6 +407,45 @@ impl CgroupBackend for CgroupV1 {
         self.parents
             .iter()
             .map(|(p, _)| p.join(unit).join("tasks"))
+            .collect()
+    }
+
+    fn join_paths(&self, unit: &str) -> Vec<CgPath> {
+        (0..self.parents.len())
+            .map(|i| self.at(i, unit).join("tasks"))
+            .collect()
+    }
+
+    fn hold_dirs(&mut self) {
+        for (i, (parent, _)) in self.parents.iter().enumerate() {
+            if self.dirs[i].is_some() {
+                continue;
+            }
+            // O_PATH: only a place to look names up from.
+            match fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(parent)
+            {
+                Ok(f) => {
+                    let fd = OwnedFd::from(f);
+                    self.dirs[i] = Some(fd.as_raw_fd());
+                    self.owned.push(fd);
+                }
+                Err(e) => tracing::debug!(
+                    target: "xtreem_exec",
+                    "cannot hold {}: {e}; using its path",
+                    parent.display()
+                ),
+            }
+        }
+    }
+
+    fn held_dirs(&self) -> Vec<(PathBuf, RawFd)> {
+        self.parents
+            .iter()
+            .zip(&self.dirs)
+            .filter_map(|((p, _), fd)| Some((p.clone(), (*fd)?)))
             .collect()
     }
 
@@ -401,17 +457,17 @@ impl CgroupBackend for CgroupV1 {
     }
 
     fn procs(&self, unit: &str) -> io::Result<Vec<i32>> {
-        read_procs(&self.required("freezer", unit).join("cgroup.procs"))
+        read_procs_cg(&self.required("freezer", unit).join("cgroup.procs"))
     }
 
     fn set_frozen(&self, unit: &str, frozen: bool) -> io::Result<()> {
         let f = self.required("freezer", unit).join("freezer.state");
-        write_value(&f, if frozen { "FROZEN" } else { "THAWED" })
+        write_cg(&f, if frozen { "FROZEN" } else { "THAWED" })
     }
 
     fn freeze_state(&self, unit: &str) -> io::Result<FreezeState> {
         let f = self.required("freezer", unit).join("freezer.state");
-        Ok(match read_optional(&f)?.as_deref().map(str::trim) {
+        Ok(match read_cg(&f)?.as_deref().map(str::trim) {
             Some("FROZEN") => FreezeState::Frozen,
             Some("FREEZING") => FreezeState::Freezing,
             _ => FreezeState::Thawed,
@@ -421,13 +477,13 @@ impl CgroupBackend for CgroupV1 {
     fn usage(&self, unit: &str) -> io::Result<Usage> {
         let mut u = Usage::default();
         let cpuacct = self.required("cpuacct", unit);
-        let Some(t) = read_optional(&cpuacct.join("cpuacct.usage"))? else {
+        let Some(t) = read_cg(&cpuacct.join("cpuacct.usage"))? else {
             // The cgroup is gone: nothing else to read.
             return Ok(u);
         };
         u.cpu_ns = parse::single_value(&t).unwrap_or(0);
         let mem = self.required("memory", unit);
-        if let Some(t) = read_optional(&mem.join("memory.max_usage_in_bytes"))? {
+        if let Some(t) = read_cg(&mem.join("memory.max_usage_in_bytes"))? {
             u.peak_memory_bytes = parse::single_value(&t).unwrap_or(0);
         }
         (u.io_read_bytes, u.io_write_bytes) = self.io_bytes(unit)?;
@@ -436,7 +492,7 @@ impl CgroupBackend for CgroupV1 {
 
     fn oom_kills(&self, unit: &str) -> io::Result<u64> {
         let f = self.required("memory", unit).join("memory.oom_control");
-        Ok(read_optional(&f)?
+        Ok(read_cg(&f)?
             .and_then(|t| parse::keyed_value(&t, "oom_kill"))
             .unwrap_or(0))
     }
@@ -456,7 +512,7 @@ impl CgroupBackend for CgroupV1 {
     }
 
     fn exists(&self, unit: &str) -> bool {
-        self.required("freezer", unit).is_dir()
+        self.required("freezer", unit).exists()
     }
 
     fn remove(&self, unit: &str) -> io::Result<()> {
@@ -467,8 +523,8 @@ impl CgroupBackend for CgroupV1 {
                 tracing::debug!(target: "xtreem_exec", unit, "cannot keep the cgroup for reuse: {e}")
             }
         }
-        for (parent, _) in &self.parents {
-            rmdir(&parent.join(unit))?;
+        for i in 0..self.parents.len() {
+            self.at(i, unit).rmdir()?;
         }
         Ok(())
     }

@@ -513,7 +513,7 @@ impl Supervisor<'_> {
         }
         // v2: the job is born in its cgroup (clone3), no migration.
         let unit_fd = self.cgroup.clone_into(unit).and_then(|d| open_dir(&d));
-        let plan = ChildPlan::new(self.spec, &self.cgroup.join_files(unit))?;
+        let plan = ChildPlan::new(self.spec, &self.cgroup.join_paths(unit))?;
         let set = handled_signals();
         // SAFETY: blocking signals of our only thread.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
