@@ -197,6 +197,7 @@ pub(crate) fn serve(socket: RawFd) -> ! {
             // The executor is gone.
             std::process::exit(0);
         }
+        crate::supervisor::note_fork_server_cgroups();
         if buf[0] == 0 {
             // The cgroup directories (see `share_dirs`).
             let paths: Vec<PathBuf> = buf[1..len]

@@ -163,8 +163,9 @@ impl CgroupV1 {
         if idle.is_empty() {
             return placed;
         }
-        // Concurrent supervisors start at different candidates.
-        let start = std::process::id() as usize % idle.len();
+        // Concurrent supervisors start at different candidates: by the
+        // unit's name, as every supervisor's own pid is 1.
+        let start = spread(unit, idle.len());
         let mut taken = None;
         for i in 0..idle.len() {
             let name = idle_name(idle[(start + i) % idle.len()]);

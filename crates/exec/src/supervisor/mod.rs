@@ -424,15 +424,33 @@ fn wait_child(pid: i32) -> Option<Ended> {
     }
 }
 
+/// `/proc/self/cgroup` of the fork server, read once before its first
+/// fork: a process is born in its parent's cgroups, and the executor has
+/// placed the server before it sends it anything (and never moves it
+/// again), so the supervisors it forks know theirs without a look.
+static FORK_SERVER_CGROUPS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// For the fork server, on each message it gets (only the first reads).
+pub(crate) fn note_fork_server_cgroups() {
+    FORK_SERVER_CGROUPS.get_or_init(own_cgroups);
+}
+
+/// `/proc/self/cgroup` (one record: one `read`); empty if unreadable.
+fn own_cgroups() -> String {
+    crate::cgroup::read_optional(Path::new("/proc/self/cgroup"))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 /// Whether this process is in `<parent>/_supervisors` already (forked by
 /// the fork server, which lives there): per `/proc/self/cgroup`, the
 /// unified line for v2, the memory hierarchy's for v1.
 fn in_supervisors_cgroup(v2: bool) -> bool {
-    // One record: one `read`.
-    let text = crate::cgroup::read_optional(Path::new("/proc/self/cgroup"))
-        .ok()
-        .flatten()
-        .unwrap_or_default();
+    let text = match FORK_SERVER_CGROUPS.get() {
+        Some(text) => text.clone(),
+        None => own_cgroups(),
+    };
     text.lines().any(|line| {
         let mut fields = line.splitn(3, ':');
         let (Some(id), Some(controllers), Some(path)) =
