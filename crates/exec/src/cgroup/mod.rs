@@ -8,6 +8,11 @@
 //! also keeps up to 64 ended units' cgroups, reset, as `_idle-K` for the
 //! next units to take (see `v1`).
 //!
+//! The v1 backend looks the units' files up from descriptors of
+//! `<mount>/<parent>` held per hierarchy (see [`CgPath`]): the executor
+//! opens them once and hands them to its fork server, whose supervisors
+//! inherit them.
+//!
 //! Detection ([`detect`]), from `/proc/self/mountinfo`: a cgroup2 mount whose
 //! root offers `cpu`, `memory` and `pids` wins; else v1 if `cpu`, `cpuacct`,
 //! `memory`, `pids` and `freezer` are mounted (`blkio` is used if there); else
@@ -586,6 +591,44 @@ pub(crate) fn cg_err(path: &Path) -> impl FnOnce(io::Error) -> ExecError + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    #[test]
+    fn a_held_directory_removed_and_made_again_falls_back_to_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path().join("parent");
+        fs::create_dir(&parent).unwrap();
+        let held = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(&parent)
+            .unwrap();
+        let at =
+            |name: &str| CgPath::held(held.as_raw_fd(), PathBuf::from(name), parent.join(name));
+        // Live: everything goes through the descriptor.
+        at("u").mkdir().unwrap();
+        fs::write(parent.join("u/f"), "1").unwrap();
+        write_cg(&at("u").join("f"), "2").unwrap();
+        assert_eq!(read_cg(&at("u").join("f")).unwrap().as_deref(), Some("2"));
+        // Removed and made again: the descriptor names a deleted directory.
+        fs::remove_dir_all(&parent).unwrap();
+        fs::create_dir_all(parent.join("u")).unwrap();
+        fs::write(parent.join("u/f"), "2").unwrap();
+        assert!(at("u").exists());
+        assert!(!at("u").probably_exists(), "the hint does not look twice");
+        assert_eq!(read_cg(&at("u").join("f")).unwrap().as_deref(), Some("2"));
+        assert_eq!(read_cg(&at("u").join("none")).unwrap(), None);
+        write_cg(&at("u").join("f"), "3").unwrap();
+        assert_eq!(fs::read_to_string(parent.join("u/f")).unwrap(), "3");
+        fs::remove_file(parent.join("u/f")).unwrap();
+        at("u").rename_to(&at("v")).unwrap();
+        assert!(parent.join("v").is_dir());
+        at("w").mkdir().unwrap();
+        assert!(parent.join("w").is_dir());
+        at("v").rmdir().unwrap();
+        at("v").rmdir().unwrap();
+        assert!(!parent.join("v").exists());
+    }
 
     #[test]
     fn parents() {
