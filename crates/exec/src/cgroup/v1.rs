@@ -17,7 +17,7 @@
 
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
@@ -68,6 +68,82 @@ fn spread(name: &str, n: usize) -> usize {
 
 fn read_number(path: &CgPath) -> io::Result<Option<u64>> {
     Ok(read_cg(path)?.and_then(|t| parse::single_value(&t)))
+}
+
+/// The longest entry `getdents64` returns: its header and a name of
+/// NAME_MAX bytes with its NUL, aligned to 8.
+const DIRENT_MAX: usize = (19 + 255 + 1 + 7) & !7;
+
+/// As `CgroupV1::idle_indices`, in the held directory `dir`, with raw
+/// `getdents64`: `fs::read_dir` adds a `fstat` of the directory and a
+/// last call that returns nothing. The kernel fills the buffer until the
+/// next entry does not fit, so a call that left room for the longest
+/// entry has listed all of them. (A pending signal can end one early: an
+/// idle cgroup missed is only not reused this time.) A held directory that
+/// was removed lists empty: no reuse, and `create` makes the cgroup by its
+/// path.
+fn idle_indices_in(dir: RawFd) -> io::Result<Vec<usize>> {
+    // SAFETY: fstat into a struct we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, on a descriptor we hold.
+    if unsafe { libc::fstat(dir, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Listing costs in proportion to the cgroups there (about 0.25 ms for
+    // 1000); a cgroup directory's link count (2 + subdirectories) says for
+    // one stat when `_supervisors` is all there is.
+    if st.st_nlink <= 3 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: openat of "." from a descriptor we hold.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor openat just returned, ours alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: getdents64 into a buffer we own, with its length.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        let n = match usize::try_from(n) {
+            Ok(0) => break,
+            Ok(n) => n.min(buf.len()),
+            Err(_) => return Err(io::Error::last_os_error()),
+        };
+        let mut at = 0;
+        // Each entry: inode (8), offset (8), length (2), type (1), name.
+        while at + 19 < n {
+            let len = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if len < 20 || at + len > n {
+                break;
+            }
+            let name = &buf[at + 19..at + len];
+            let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+            if let Some(k) = std::str::from_utf8(name).ok().and_then(idle_index) {
+                out.push(k);
+            }
+            at += len;
+        }
+        if n + DIRENT_MAX <= buf.len() {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// The v1 backend.
@@ -137,6 +213,9 @@ impl CgroupV1 {
         let Some((first, _)) = self.parents.first() else {
             return Ok(Vec::new());
         };
+        if let Some(Some(dir)) = self.dirs.first() {
+            return idle_indices_in(*dir);
+        }
         // Listing costs in proportion to the cgroups there (about 0.25 ms
         // for 1000); a cgroup directory's link count (2 + subdirectories)
         // says for one stat when `_supervisors` is all there is.
@@ -549,5 +628,35 @@ impl CgroupBackend for CgroupV1 {
             rmdir(parent)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_cgroups_are_all_listed_however_many_calls_it_takes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let open = || {
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(dir)
+                .unwrap()
+        };
+        fs::create_dir(dir.join(SUPERVISORS)).unwrap();
+        assert!(idle_indices_in(open().as_raw_fd()).unwrap().is_empty());
+        // Far more entries than one 32 KiB call returns, with long names
+        // among them.
+        let long = "u".repeat(200);
+        for k in 0..3000 {
+            fs::create_dir(dir.join(idle_name(k))).unwrap();
+            fs::create_dir(dir.join(format!("{long}-{k}"))).unwrap();
+        }
+        let mut got = idle_indices_in(open().as_raw_fd()).unwrap();
+        got.sort_unstable();
+        assert_eq!(got, (0..3000).collect::<Vec<_>>());
     }
 }
