@@ -134,16 +134,16 @@ impl Executor {
         fs::set_permissions(&root, fs::Permissions::from_mode(0o700))
             .map_err(io_err(format!("setting the mode of {}", root.display())))?;
         let cgroup_config = cgroup::detect(cgroup_parent, version)?;
-        let cgroup = cgroup_config.backend()?;
+        let mut cgroup = cgroup_config.backend()?;
         let warnings = cgroup.setup_parent()?;
         for w in &warnings {
             tracing::warn!(target: "xtreem_exec", "{w}");
         }
-        let fork_server = match ForkServer::spawn(&supervisor) {
-            Ok(server) => {
-                place_fork_server(cgroup.as_ref(), &server);
-                Some(server)
-            }
+        // Held for our life, and handed to the fork server for the
+        // supervisors: the units' cgroup files are looked up from there.
+        cgroup.hold_dirs();
+        let fork_server = match start_fork_server(&supervisor, cgroup.as_ref()) {
+            Ok(server) => Some(server),
             Err(e) => {
                 tracing::warn!(target: "xtreem_exec", "no fork server ({e}): spawning each supervisor");
                 None
@@ -186,6 +186,16 @@ impl Executor {
             return Err(ExecError::NoSuchUnit(unit.to_string()));
         }
         Ok(dir)
+    }
+
+    /// The supervisor's lock state of a unit whose directory is not known
+    /// to exist: only a missing lock file costs a look at the directory.
+    fn unit_liveness(&self, unit: &str, dir: &Path) -> Result<Liveness, ExecError> {
+        match files::lock_state(dir)? {
+            Some(l) => Ok(l),
+            None if dir.is_dir() => Ok(Liveness::Gone),
+            None => Err(ExecError::NoSuchUnit(unit.to_string())),
+        }
     }
 
     /// Reaps the unit's supervisor if this process spawned it and it ended.
@@ -342,8 +352,7 @@ impl Executor {
                     if alive || attempt == 1 {
                         return false;
                     }
-                    *server = ForkServer::spawn(&self.supervisor)
-                        .inspect(|s| place_fork_server(self.cgroup.as_ref(), s))
+                    *server = start_fork_server(&self.supervisor, self.cgroup.as_ref())
                         .map_err(|e| {
                             tracing::warn!(target: "xtreem_exec", "cannot restart the fork server: {e}")
                         })
@@ -397,13 +406,15 @@ impl Executor {
 
     /// The unit's spec as launched.
     pub fn spec(&self, unit: &str) -> Result<LaunchSpec, ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
-        let input: SupervisorInput =
-            files::read_json(&dir, SPEC)?.ok_or_else(|| ExecError::State {
+        let dir = self.unit_dir(unit)?;
+        match files::read_json::<SupervisorInput>(&dir, SPEC)? {
+            Some(input) => Ok(input.spec),
+            None if !dir.is_dir() => Err(ExecError::NoSuchUnit(unit.to_string())),
+            None => Err(ExecError::State {
                 path: dir.join(SPEC),
                 why: "missing".into(),
-            })?;
-        Ok(input.spec)
+            }),
+        }
     }
 
     /// Where the unit's stdout or stderr goes.
@@ -413,12 +424,14 @@ impl Executor {
 
     /// The unit's state, from its state files, its lock and its cgroup.
     pub fn status(&self, unit: &str) -> Result<UnitStatus, ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
+        // No look at the directory first: a record or the lock in it says
+        // it is there.
+        let dir = self.unit_dir(unit)?;
         if let Some(rec) = files::read_json::<ExitRecord>(&dir, EXIT)? {
             self.reap(unit);
             return Ok(rec.into_status(unit));
         }
-        let liveness = files::liveness(&dir)?;
+        let liveness = self.unit_liveness(unit, &dir)?;
         if liveness == Liveness::Gone {
             self.reap(unit);
         }
@@ -476,9 +489,7 @@ impl Executor {
     }
 
     fn live_usage(&self, unit: &str) -> Usage {
-        if !self.cgroup.exists(unit) {
-            return Usage::default();
-        }
+        // A missing cgroup reads as zero usage: no existence check first.
         self.cgroup.usage(unit).unwrap_or_else(|e| {
             tracing::debug!(target: "xtreem_exec", unit, "reading usage: {e}");
             Usage::default()
@@ -489,8 +500,30 @@ impl Executor {
     /// daemon restart): waits on a pidfd of the supervisor, polling when
     /// that is not possible.
     pub async fn wait(&self, unit: &str) -> Result<UnitStatus, ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
+        // `status` says first if there is no such unit.
+        let dir = self.unit_dir(unit)?;
         loop {
+            // Whether the unit has ended is all we need to know: the exit
+            // record, else the supervisor's pid from its lock, without the
+            // usage and the other records `status` reads.
+            if let Some(rec) = files::read_json::<ExitRecord>(&dir, EXIT)? {
+                self.reap(unit);
+                return Ok(rec.into_status(unit));
+            }
+            if let Some(fd) = supervisor_pidfd(&dir)? {
+                // SAFETY: the OwnedFd is a valid descriptor that stays open
+                // (owned by the AsyncFd) while it is registered.
+                let registered = unsafe {
+                    tokio::io::unix::AsyncFd::register_with_interest(
+                        fd,
+                        tokio::io::Interest::READABLE,
+                    )
+                };
+                if let Ok(afd) = registered {
+                    let _ = afd.readable().await;
+                    continue;
+                }
+            }
             let status = self.status(unit)?;
             if !status.state.is_active() {
                 return Ok(status);
@@ -549,9 +582,9 @@ impl Executor {
     }
 
     fn require_running(&self, unit: &str) -> Result<(), ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
+        let dir = self.unit_dir(unit)?;
         if files::read_json::<ExitRecord>(&dir, EXIT)?.is_some()
-            || files::liveness(&dir)? == Liveness::Gone
+            || self.unit_liveness(unit, &dir)? == Liveness::Gone
         {
             return Err(ExecError::NotRunning(unit.to_string()));
         }
@@ -600,11 +633,11 @@ impl Executor {
     /// Deletes an ended unit: its cgroup and its directory. Refused while
     /// the supervisor lives. Collect the final status first.
     pub fn remove(&self, unit: &str) -> Result<(), ExecError> {
-        let dir = self.existing_unit_dir(unit)?;
+        let dir = self.unit_dir(unit)?;
         if self.is_launching(unit) {
             return Err(ExecError::StillRunning(unit.to_string()));
         }
-        if matches!(files::liveness(&dir)?, Liveness::Alive(_)) {
+        if matches!(self.unit_liveness(unit, &dir)?, Liveness::Alive(_)) {
             // A supervisor that recorded the exit is in its last moments.
             let ended = files::read_json::<ExitRecord>(&dir, EXIT)?.is_some();
             let until = Instant::now() + EXITING_SUPERVISOR_WAIT;
@@ -619,18 +652,19 @@ impl Executor {
             }
         }
         self.reap(unit);
-        if self.cgroup.exists(unit) {
-            // Nothing should be left; a lost supervisor's unit might be.
+        // The supervisor emptied the cgroup before it ended; only a lost
+        // supervisor's unit may still have processes, and then the removal
+        // fails (EBUSY): kill them and try again. An absent cgroup is fine.
+        if self.cgroup.remove(unit).is_err() {
             let until = Instant::now() + Duration::from_secs(2);
-            while self.cgroup.procs(unit).is_ok_and(|p| !p.is_empty()) && Instant::now() < until {
-                let _ = self.cgroup.kill_all(unit);
+            while self.cgroup.kill_all(unit).is_ok_and(|n| n > 0) && Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(5));
             }
             self.cgroup
                 .remove(unit)
                 .map_err(io_err(format!("removing the cgroup of {unit}")))?;
         }
-        fs::remove_dir_all(&dir).map_err(io_err(format!("removing {}", dir.display())))
+        files::remove_unit_dir(&dir).map_err(io_err(format!("removing {}", dir.display())))
     }
 
     /// Removes our cgroup subtree if no unit and no supervisor is left in it
@@ -653,6 +687,20 @@ impl Executor {
     }
 }
 
+/// Starts a fork server: in `<parent>/_supervisors`, holding our cgroup
+/// directories (without them its supervisors use whole paths).
+fn start_fork_server(
+    supervisor: &[OsString],
+    cgroup: &dyn CgroupBackend,
+) -> io::Result<ForkServer> {
+    let server = ForkServer::spawn(supervisor)?;
+    place_fork_server(cgroup, &server);
+    if let Err(e) = server.share_dirs(&cgroup.held_dirs()) {
+        tracing::warn!(target: "xtreem_exec", "fork server: cannot hand it the cgroup directories: {e}");
+    }
+    Ok(server)
+}
+
 /// Moves the fork server into `<parent>/_supervisors`, so the supervisors
 /// it forks are born there (no migration per unit) and leave the daemon's
 /// cgroup (a restart of the daemon's service does not take them along).
@@ -663,6 +711,21 @@ fn place_fork_server(cgroup: &dyn CgroupBackend, server: &ForkServer) {
             tracing::warn!(target: "xtreem_exec", "moving the fork server to {}: {e}", f.display());
         }
     }
+}
+
+/// A pidfd of the unit's supervisor, if it holds its lock and wrote its
+/// pid in it. The pid could have been reused before `pidfd_open`: the
+/// lock, still held after it, proves the pidfd is the supervisor's.
+fn supervisor_pidfd(dir: &Path) -> Result<Option<OwnedFd>, ExecError> {
+    let Some((lock, Liveness::Alive(Some(pid)))) = files::open_lock(dir)? else {
+        return Ok(None);
+    };
+    let Some(fd) = pidfd_open(pid) else {
+        return Ok(None);
+    };
+    let held = files::still_held(&lock)
+        .map_err(io_err(format!("testing the lock in {}", dir.display())))?;
+    Ok(held.then_some(fd))
 }
 
 fn running_status(unit: &str, s: &StartedRecord, usage: Usage) -> UnitStatus {

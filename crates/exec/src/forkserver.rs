@@ -11,15 +11,19 @@
 //! the fork server unshares one for its next child and then returns to its
 //! own (`setns`), which the kernel allows any number of times, where a
 //! second `unshare` alone would be refused.
+//! Once, right after it starts, the executor also hands it descriptors of
+//! the cgroup subtree's directories (v1: one per hierarchy), which the
+//! supervisors it forks inherit: they look their unit's cgroup files up
+//! from there (see `cgroup::CgPath`) without opening anything more.
 //! The fork server ignores SIGCHLD, so the kernel reaps the supervisors it
 //! forked; it exits when the executor's end of the socket closes (the
 //! executor was dropped or the daemon died). Supervisors never depend on it.
 
 use std::ffi::{OsStr, OsString};
 use std::io::{self, IoSlice, IoSliceMut};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use nix::sys::socket::{
@@ -32,6 +36,9 @@ pub const FORK_SERVER_ARG: &str = "--fork-server";
 
 /// Longest unit directory path the protocol carries.
 const PATH_MAX: usize = 4096;
+/// Most cgroup directories [`ForkServer::share_dirs`] hands over (v1 has
+/// six hierarchies at most).
+const SHARED_DIRS_MAX: usize = 8;
 
 /// The executor's handle on its fork server.
 #[derive(Debug)]
@@ -88,6 +95,42 @@ impl ForkServer {
         Ok(())
     }
 
+    /// Hands the server descriptors of our cgroup subtree's directories
+    /// (with their paths), for the supervisors it forks to inherit: one
+    /// message, whose payload starts with a NUL (no unit directory path
+    /// can), then the NUL-separated paths, in the order of the descriptors.
+    pub(crate) fn share_dirs(&self, dirs: &[(PathBuf, RawFd)]) -> io::Result<()> {
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        if dirs.len() > SHARED_DIRS_MAX {
+            return Err(io::Error::other("too many cgroup directories to share"));
+        }
+        let mut payload = vec![0u8];
+        for (i, (path, _)) in dirs.iter().enumerate() {
+            if i > 0 {
+                payload.push(0);
+            }
+            payload.extend_from_slice(path.as_os_str().as_bytes());
+        }
+        if payload.len() > PATH_MAX {
+            return Err(io::Error::other("cgroup directory paths too long"));
+        }
+        let fds: Vec<RawFd> = dirs.iter().map(|(_, fd)| *fd).collect();
+        let sent = sendmsg::<UnixAddr>(
+            self.socket.as_raw_fd(),
+            &[IoSlice::new(&payload)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(io::Error::from)?;
+        if sent != payload.len() {
+            return Err(io::Error::other("short send to the fork server"));
+        }
+        Ok(())
+    }
+
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -122,22 +165,30 @@ pub(crate) fn serve(socket: RawFd) -> ! {
     let own_pid_ns = std::fs::File::open("/proc/self/ns/pid").ok();
     let mut buf = vec![0u8; PATH_MAX];
     loop {
-        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let mut cmsg = nix::cmsg_space!([RawFd; SHARED_DIRS_MAX]);
         let mut iov = [IoSliceMut::new(&mut buf)];
-        let (len, fd) = match recvmsg::<UnixAddr>(
+        let (len, fds) = match recvmsg::<UnixAddr>(
             socket,
             &mut iov,
             Some(&mut cmsg),
             MsgFlags::MSG_CMSG_CLOEXEC,
         ) {
             Ok(msg) => {
-                let fd = msg.cmsgs().ok().and_then(|mut c| {
-                    c.find_map(|m| match m {
-                        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
-                        _ => None,
-                    })
-                });
-                (msg.bytes, fd)
+                let mut fds: Vec<OwnedFd> = Vec::new();
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for m in cmsgs {
+                        if let ControlMessageOwned::ScmRights(received) = m {
+                            // SAFETY: descriptors the kernel just installed
+                            // for us, owned by nobody else.
+                            fds.extend(
+                                received
+                                    .into_iter()
+                                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                            );
+                        }
+                    }
+                }
+                (msg.bytes, fds)
             }
             Err(nix::errno::Errno::EINTR) => continue,
             Err(_) => std::process::exit(0),
@@ -146,9 +197,23 @@ pub(crate) fn serve(socket: RawFd) -> ! {
             // The executor is gone.
             std::process::exit(0);
         }
-        let Some(report) = fd else {
+        crate::supervisor::note_fork_server_cgroups();
+        if buf[0] == 0 {
+            // The cgroup directories (see `share_dirs`).
+            let paths: Vec<PathBuf> = buf[1..len]
+                .split(|b| *b == 0)
+                .map(|p| PathBuf::from(OsStr::from_bytes(p)))
+                .collect();
+            if paths.len() == fds.len() {
+                crate::cgroup::inherit_dirs(paths.into_iter().zip(fds).collect());
+            }
+            continue;
+        }
+        // One descriptor per request: anything more is closed here.
+        let Some(report) = fds.into_iter().next() else {
             continue;
         };
+        let report = report.into_raw_fd();
         let dir = Path::new(OsStr::from_bytes(&buf[..len])).to_path_buf();
         // SAFETY: unshare(CLONE_NEWPID) only affects children created later.
         let new_ns = own_pid_ns.is_some() && unsafe { libc::unshare(libc::CLONE_NEWPID) } == 0;

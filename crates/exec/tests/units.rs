@@ -700,6 +700,73 @@ fn remove_deletes_the_cgroup_and_the_directory() {
 }
 
 #[test]
+fn unknown_units_are_reported_as_such() {
+    require_root!();
+    let fx = Fixture::new("unknown");
+    let no_such = |r: Result<(), ExecError>| matches!(r, Err(ExecError::NoSuchUnit(_)));
+    assert!(no_such(fx.exec.status("nope").map(drop)));
+    assert!(no_such(fx.exec.spec("nope").map(drop)));
+    assert!(no_such(fx.exec.remove("nope")));
+    assert!(no_such(fx.exec.freeze("nope")));
+    assert!(no_such(fx.exec.thaw("nope")));
+    assert!(no_such(fx.exec.signal("nope", libc::SIGTERM).map(drop)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(no_such(rt.block_on(fx.exec.wait("nope")).map(drop)));
+}
+
+#[test]
+fn remove_deletes_files_left_in_the_unit_directory() {
+    require_root!();
+    let fx = Fixture::new("leftover");
+    fx.exec.launch(&fx.spec("u", &["true"])).unwrap();
+    fx.wait("u", Duration::from_secs(5));
+    std::fs::write(fx.root.join("u").join(".exit.json.tmp"), b"{").unwrap();
+    fx.exec.remove("u").unwrap();
+    assert!(!fx.root.join("u").exists());
+}
+
+#[test]
+fn units_run_in_a_cgroup_subtree_made_again_under_a_live_executor() {
+    require_root!();
+    let fx = Fixture::new("remade");
+    fx.exec.launch(&fx.spec("a", &["true"])).unwrap();
+    fx.wait("a", Duration::from_secs(5));
+    fx.exec.remove("a").unwrap();
+    // The descriptors of the subtree the executor holds now name deleted
+    // directories; the next supervisor makes the subtree again.
+    fx.exec.remove_cgroup_parent().unwrap();
+    let st = fx.exec.launch(&fx.spec("b", &["sleep", "30"])).unwrap();
+    assert_eq!(st.state, UnitState::Running, "{st:?}");
+    // (The CPU time is charged when the job is first descheduled.)
+    assert!(
+        eventually(Duration::from_secs(2), || fx
+            .exec
+            .status("b")
+            .unwrap()
+            .usage
+            .cpu_ns
+            > 0),
+        "the executor does not find the new cgroup"
+    );
+    assert_eq!(fx.exec.signal("b", libc::SIGKILL).unwrap(), 1);
+    let end = fx.wait("b", Duration::from_secs(5));
+    assert_eq!(
+        end.state,
+        UnitState::Signaled {
+            signal: libc::SIGKILL
+        },
+        "{end:?}"
+    );
+    fx.exec.remove("b").unwrap();
+    for c in ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio"] {
+        assert!(!cgroup_dir_exists(c, &fx.parent, "b"), "{c}");
+    }
+}
+
+#[test]
 fn a_lost_supervisor_takes_its_job_along() {
     require_root!();
     let fx = Fixture::new("lost");
@@ -720,6 +787,34 @@ fn a_lost_supervisor_takes_its_job_along() {
         .exec
         .remove("u")
         .is_ok()));
+}
+
+#[test]
+fn remove_empties_the_cgroup_a_lost_supervisor_left_frozen() {
+    require_root!();
+    let fx = Fixture::new("lost-frozen");
+    let st = fx.exec.launch(&fx.spec("u", &["sleep", "30"])).unwrap();
+    fx.exec.freeze("u").unwrap();
+    // SAFETY: kill(2) of the supervisor's pid.
+    assert_eq!(
+        unsafe { libc::kill(st.supervisor_pid.unwrap(), libc::SIGKILL) },
+        0
+    );
+    // Not `wait`: the supervisor's pidfd only reports its end once its
+    // namespace is empty, and the frozen job keeps it from emptying.
+    assert!(eventually(Duration::from_secs(5), || {
+        fx.exec.status("u").unwrap().reason.as_deref() == Some(SUPERVISOR_LOST)
+    }));
+    // v1: the frozen job cannot die of the namespace's end until thawed,
+    // so the cgroup is not empty when the removal first tries.
+    fx.exec.remove("u").unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || dead(st.job_pid.unwrap())),
+        "the job outlived its removal"
+    );
+    for c in ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio"] {
+        assert!(!cgroup_dir_exists(c, &fx.parent, "u"), "{c}");
+    }
 }
 
 #[test]

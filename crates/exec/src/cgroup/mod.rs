@@ -8,6 +8,11 @@
 //! also keeps up to 64 ended units' cgroups, reset, as `_idle-K` for the
 //! next units to take (see `v1`).
 //!
+//! The v1 backend looks the units' files up from descriptors of
+//! `<mount>/<parent>` held per hierarchy (see [`CgPath`]): the executor
+//! opens them once and hands them to its fork server, whose supervisors
+//! inherit them.
+//!
 //! Detection ([`detect`]), from `/proc/self/mountinfo`: a cgroup2 mount whose
 //! root offers `cpu`, `memory` and `pids` wins; else v1 if `cpu`, `cpuacct`,
 //! `memory`, `pids` and `freezer` are mounted (`blkio` is used if there); else
@@ -18,9 +23,13 @@ mod parse;
 mod v1;
 mod v2;
 
+use std::ffi::{CStr, CString};
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -106,6 +115,23 @@ pub trait CgroupBackend: Send + Sync + std::fmt::Debug {
     /// the kernel's global threadgroup lock (whose RCU grace period costs
     /// milliseconds); v2: `cgroup.procs`.
     fn join_files(&self, unit: &str) -> Vec<PathBuf>;
+    /// As `join_files`, looked up from held directories where there are
+    /// (see [`CgPath`]).
+    fn join_paths(&self, unit: &str) -> Vec<CgPath> {
+        self.join_files(unit)
+            .into_iter()
+            .map(CgPath::from)
+            .collect()
+    }
+    /// Opens and keeps descriptors of our subtree's directories (after
+    /// `setup_parent`), from which the units' files are then looked up.
+    /// v1 only: v2 is one directory, looked up a few times per unit.
+    fn hold_dirs(&mut self) {}
+    /// The directories held (by `hold_dirs`, or inherited), with their
+    /// paths: the executor hands them to its fork server.
+    fn held_dirs(&self) -> Vec<(PathBuf, RawFd)> {
+        Vec::new()
+    }
     /// The same for the supervisors' cgroup.
     fn supervisor_join_files(&self) -> Vec<PathBuf>;
     /// v2: the unit's cgroup directory, for `clone3(CLONE_INTO_CGROUP)`: a
@@ -125,11 +151,13 @@ pub trait CgroupBackend: Send + Sync + std::fmt::Debug {
     /// with the value read right after `create`.
     fn oom_kills(&self, unit: &str) -> io::Result<u64>;
     /// SIGKILL to every process of the unit, thawing it so they can die.
-    /// Returns how many processes there were.
+    /// Returns how many processes there were: 0 says the cgroup is empty
+    /// (or gone), and stays so, as no process can join it from outside.
     fn kill_all(&self, unit: &str) -> io::Result<u32>;
     fn exists(&self, unit: &str) -> bool;
     /// Removes the unit's (empty) cgroup, or (v1) resets it and keeps it
-    /// idle for a later `create`; absent is fine.
+    /// idle for a later `create`; absent is fine. Fails (`EBUSY`) while
+    /// processes are in it.
     fn remove(&self, unit: &str) -> io::Result<()>;
     /// Removes the idle cgroups, `_supervisors` and our subtree if they are
     /// empty.
@@ -244,28 +272,262 @@ pub fn detect(parent: &str, force: Option<CgroupVersion>) -> Result<CgroupConfig
 
 // ---- small file helpers shared by both backends ----
 
+/// Descriptors of our subtree's directories (`<mount>/<parent>`) this
+/// process got from the executor: the fork server gets them once, and the
+/// supervisors it forks inherit them with its memory, so none opens them.
+static INHERITED_DIRS: OnceLock<Vec<(PathBuf, OwnedFd)>> = OnceLock::new();
+
+/// Keeps `dirs` as this process's inherited directories (the first call
+/// wins; later ones close theirs).
+pub(crate) fn inherit_dirs(dirs: Vec<(PathBuf, OwnedFd)>) {
+    let _ = INHERITED_DIRS.set(dirs);
+}
+
+/// The inherited descriptor of `path`, if there is one.
+pub(crate) fn inherited_dir(path: &Path) -> Option<RawFd> {
+    INHERITED_DIRS
+        .get()?
+        .iter()
+        .find(|(p, _)| p == path)
+        .map(|(_, fd)| fd.as_raw_fd())
+}
+
+/// A cgroup file or directory of ours, by its whole path and, when a
+/// descriptor of its hierarchy's `<mount>/<parent>` is held, by its path
+/// from there: a lookup of a name or two instead of six, on kernfs, where
+/// each name looked up costs. A lookup from the descriptor that finds
+/// nothing is made again by the whole path: the descriptor may name a
+/// subtree that was removed (and maybe made again) since it was opened, in
+/// which nothing is ever found.
+#[derive(Clone, Debug)]
+pub struct CgPath {
+    whole: PathBuf,
+    held: Option<(RawFd, PathBuf)>,
+}
+
+impl CgPath {
+    /// `whole`, which is `relative` from the directory `dir` is open on.
+    pub(crate) fn held(dir: RawFd, relative: PathBuf, whole: PathBuf) -> CgPath {
+        CgPath {
+            whole,
+            held: Some((dir, relative)),
+        }
+    }
+
+    pub(crate) fn join(&self, name: impl AsRef<Path>) -> CgPath {
+        let name = name.as_ref();
+        CgPath {
+            whole: self.whole.join(name),
+            held: self.held.as_ref().map(|(fd, rel)| (*fd, rel.join(name))),
+        }
+    }
+
+    pub(crate) fn whole(&self) -> &Path {
+        &self.whole
+    }
+
+    /// The descriptor and the relative path, for a caller that cannot
+    /// allocate (the job process before its exec).
+    pub(crate) fn held_parts(&self) -> Option<(RawFd, &Path)> {
+        self.held.as_ref().map(|(fd, rel)| (*fd, rel.as_path()))
+    }
+
+    /// Runs `op` with the held descriptor and the relative path. `None`:
+    /// there is no descriptor, or `op` found nothing (ENOENT), and the
+    /// whole path is to be used.
+    fn try_held(&self, op: impl FnOnce(RawFd, &CStr) -> libc::c_int) -> Option<io::Result<i32>> {
+        let (fd, rel) = self.held.as_ref()?;
+        let rel = CString::new(rel.as_os_str().as_bytes()).ok()?;
+        let rc = op(*fd, &rel);
+        if rc >= 0 {
+            return Some(Ok(rc));
+        }
+        let e = io::Error::last_os_error();
+        (e.kind() != io::ErrorKind::NotFound).then_some(Err(e))
+    }
+
+    /// Opens the file for reading or (`write`) writing.
+    pub(crate) fn open(&self, write: bool) -> io::Result<fs::File> {
+        let flags = libc::O_CLOEXEC
+            | if write {
+                libc::O_WRONLY
+            } else {
+                libc::O_RDONLY
+            };
+        // SAFETY: openat with a descriptor and a C string that outlive it.
+        match self.try_held(|fd, rel| unsafe { libc::openat(fd, rel.as_ptr(), flags) }) {
+            // SAFETY: a descriptor openat just returned, ours alone.
+            Some(Ok(fd)) => Ok(unsafe { fs::File::from_raw_fd(fd) }),
+            Some(Err(e)) => Err(e),
+            None => fs::OpenOptions::new()
+                .read(!write)
+                .write(write)
+                .open(&self.whole),
+        }
+    }
+
+    /// `mkdir`, an existing directory is fine.
+    pub(crate) fn mkdir(&self) -> io::Result<()> {
+        // SAFETY: mkdirat with a descriptor and a C string that outlive it.
+        let made = match self.try_held(|fd, rel| unsafe { libc::mkdirat(fd, rel.as_ptr(), 0o777) })
+        {
+            Some(r) => r.map(drop),
+            None => fs::create_dir(&self.whole),
+        };
+        match made {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    }
+
+    /// `rmdir`, an absent directory is fine.
+    pub(crate) fn rmdir(&self) -> io::Result<()> {
+        let removed = match self.try_held(|fd, rel| {
+            // SAFETY: unlinkat with a descriptor and a C string that
+            // outlive it.
+            unsafe { libc::unlinkat(fd, rel.as_ptr(), libc::AT_REMOVEDIR) }
+        }) {
+            Some(r) => r.map(drop),
+            None => fs::remove_dir(&self.whole),
+        };
+        match removed {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Whether it seems to be there, for a hint only: a held directory
+    /// that was removed says no, without the second look by the whole
+    /// path (`exists`) that a name not there would cost every time.
+    pub(crate) fn probably_exists(&self) -> bool {
+        match &self.held {
+            Some((fd, rel)) => CString::new(rel.as_os_str().as_bytes()).is_ok_and(|rel| {
+                // SAFETY: faccessat with a descriptor and a C string that
+                // outlive it; no flags.
+                unsafe { libc::faccessat(*fd, rel.as_ptr(), libc::F_OK, 0) == 0 }
+            }),
+            None => self.whole.exists(),
+        }
+    }
+
+    /// Whether it exists.
+    pub(crate) fn exists(&self) -> bool {
+        // SAFETY: faccessat with a descriptor and a C string that outlive
+        // it; no flags.
+        match self.try_held(|fd, rel| unsafe { libc::faccessat(fd, rel.as_ptr(), libc::F_OK, 0) }) {
+            Some(r) => r.is_ok(),
+            None => self.whole.exists(),
+        }
+    }
+
+    /// Renames it to `to` (ENOENT: it is not there).
+    pub(crate) fn rename_to(&self, to: &CgPath) -> io::Result<()> {
+        let to_held = to
+            .held
+            .as_ref()
+            .and_then(|(fd, rel)| Some((*fd, CString::new(rel.as_os_str().as_bytes()).ok()?)));
+        if let Some((to_fd, to_rel)) = &to_held {
+            // SAFETY: renameat with descriptors and C strings that outlive
+            // it.
+            let renamed = self.try_held(|fd, rel| unsafe {
+                libc::renameat(fd, rel.as_ptr(), *to_fd, to_rel.as_ptr())
+            });
+            if let Some(r) = renamed {
+                return r.map(drop);
+            }
+        }
+        fs::rename(&self.whole, &to.whole)
+    }
+}
+
+impl From<PathBuf> for CgPath {
+    fn from(whole: PathBuf) -> CgPath {
+        CgPath { whole, held: None }
+    }
+}
+
 /// Writes one value to a cgroup file in a single `write`.
 pub(crate) fn write_value(path: &Path, value: &str) -> io::Result<()> {
-    let mut f = fs::OpenOptions::new().write(true).open(path)?;
-    f.write_all(value.as_bytes())
+    write_to(fs::OpenOptions::new().write(true).open(path), value)
+}
+
+/// As [`write_value`], by a [`CgPath`].
+pub(crate) fn write_cg(path: &CgPath, value: &str) -> io::Result<()> {
+    write_to(path.open(true), value)
+}
+
+fn write_to(file: io::Result<fs::File>, value: &str) -> io::Result<()> {
+    file?.write_all(value.as_bytes())
 }
 
 /// Writes a value, turning a missing file into `Ok(false)`.
 pub(crate) fn write_if_present(path: &Path, value: &str) -> io::Result<bool> {
-    match write_value(path, value) {
+    present(write_value(path, value))
+}
+
+/// As [`write_if_present`], by a [`CgPath`].
+pub(crate) fn write_if_present_cg(path: &CgPath, value: &str) -> io::Result<bool> {
+    present(write_cg(path, value))
+}
+
+fn present(written: io::Result<()>) -> io::Result<bool> {
+    match written {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e),
     }
 }
 
-/// Reads a cgroup file; `None` if it does not exist.
+/// Reads a cgroup (or `/proc`) file the kernel renders as one record (a
+/// value, a state, a few keyed lines: every file we read but
+/// `cgroup.procs` and `mountinfo`); `None` if it does not exist. Such a
+/// file comes whole in one `read` that fills less than the buffer, so
+/// that one is all it costs: `fs::read_to_string` spends a `statx` for the
+/// size (0 on kernfs) and `read`s until one returns nothing.
 pub(crate) fn read_optional(path: &Path) -> io::Result<Option<String>> {
-    match fs::read_to_string(path) {
-        Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+    read_kernfs(fs::File::open(path), false)
+}
+
+/// As [`read_optional`], by a [`CgPath`].
+pub(crate) fn read_cg(path: &CgPath) -> io::Result<Option<String>> {
+    read_kernfs(path.open(false), false)
+}
+
+/// Where a cgroup file is read first; a larger one grows it.
+const READ_BUF: usize = 4096;
+
+/// Reads a kernel file. `records`: it is a list the kernel renders record
+/// by record (`cgroup.procs`), so a short `read` may only end a page of it
+/// and the end is the `read` that returns nothing (at once, for an empty
+/// list).
+fn read_kernfs(file: io::Result<fs::File>, records: bool) -> io::Result<Option<String>> {
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut buf = vec![0u8; READ_BUF];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => {
+                len += n;
+                if !records && len < buf.len() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
     }
+    buf.truncate(len);
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// `mkdir`, an existing directory is fine.
@@ -288,7 +550,16 @@ pub(crate) fn rmdir(path: &Path) -> io::Result<()> {
 
 /// Pids of a `cgroup.procs` file; a missing cgroup has none.
 pub(crate) fn read_procs(path: &Path) -> io::Result<Vec<i32>> {
-    Ok(read_optional(path)?
+    pids_of(fs::File::open(path))
+}
+
+/// As [`read_procs`], by a [`CgPath`].
+pub(crate) fn read_procs_cg(path: &CgPath) -> io::Result<Vec<i32>> {
+    pids_of(path.open(false))
+}
+
+fn pids_of(file: io::Result<fs::File>) -> io::Result<Vec<i32>> {
+    Ok(read_kernfs(file, true)?
         .map(|t| parse::pids(&t))
         .unwrap_or_default())
 }
@@ -320,6 +591,44 @@ pub(crate) fn cg_err(path: &Path) -> impl FnOnce(io::Error) -> ExecError + '_ {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    #[test]
+    fn a_held_directory_removed_and_made_again_falls_back_to_the_path() {
+        let tmp = tempfile::tempdir().unwrap();
+        let parent = tmp.path().join("parent");
+        fs::create_dir(&parent).unwrap();
+        let held = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(&parent)
+            .unwrap();
+        let at =
+            |name: &str| CgPath::held(held.as_raw_fd(), PathBuf::from(name), parent.join(name));
+        // Live: everything goes through the descriptor.
+        at("u").mkdir().unwrap();
+        fs::write(parent.join("u/f"), "1").unwrap();
+        write_cg(&at("u").join("f"), "2").unwrap();
+        assert_eq!(read_cg(&at("u").join("f")).unwrap().as_deref(), Some("2"));
+        // Removed and made again: the descriptor names a deleted directory.
+        fs::remove_dir_all(&parent).unwrap();
+        fs::create_dir_all(parent.join("u")).unwrap();
+        fs::write(parent.join("u/f"), "2").unwrap();
+        assert!(at("u").exists());
+        assert!(!at("u").probably_exists(), "the hint does not look twice");
+        assert_eq!(read_cg(&at("u").join("f")).unwrap().as_deref(), Some("2"));
+        assert_eq!(read_cg(&at("u").join("none")).unwrap(), None);
+        write_cg(&at("u").join("f"), "3").unwrap();
+        assert_eq!(fs::read_to_string(parent.join("u/f")).unwrap(), "3");
+        fs::remove_file(parent.join("u/f")).unwrap();
+        at("u").rename_to(&at("v")).unwrap();
+        assert!(parent.join("v").is_dir());
+        at("w").mkdir().unwrap();
+        assert!(parent.join("w").is_dir());
+        at("v").rmdir().unwrap();
+        at("v").rmdir().unwrap();
+        assert!(!parent.join("v").exists());
+    }
 
     #[test]
     fn parents() {

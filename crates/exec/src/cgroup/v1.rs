@@ -16,13 +16,15 @@
 //! unfinished taker holds it, and it tries another index.
 
 use std::fs;
-use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
 
 use super::{
-    CgroupBackend, CgroupVersion, FreezeState, SUPERVISORS, V1Hierarchy, cg_err, mkdir, parse,
-    read_optional, read_procs, rmdir, signal_pids, write_if_present, write_value,
+    CgPath, CgroupBackend, CgroupVersion, FreezeState, SUPERVISORS, V1Hierarchy, cg_err,
+    inherited_dir, mkdir, parse, read_cg, read_procs_cg, rmdir, signal_pids, write_cg,
+    write_if_present_cg,
 };
 use crate::error::ExecError;
 use crate::spec::{CPU_PERIOD_US, Limits, fmt_bytes};
@@ -64,28 +66,84 @@ fn spread(name: &str, n: usize) -> usize {
     usize::try_from(h % n.max(1) as u64).unwrap_or(0)
 }
 
-/// The start of a cgroup file (`None` if it does not exist) from a single
-/// `read`: enough for a number, a state or whether a list is empty, in half
-/// the system calls of `read_to_string` (which the reuse path would spend
-/// eight times per unit).
-fn read_head(path: &Path) -> io::Result<Option<String>> {
-    let mut file = match fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut buf = [0u8; 64];
-    loop {
-        match file.read(&mut buf) {
-            Ok(n) => return Ok(Some(String::from_utf8_lossy(&buf[..n]).into_owned())),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
+fn read_number(path: &CgPath) -> io::Result<Option<u64>> {
+    Ok(read_cg(path)?.and_then(|t| parse::single_value(&t)))
 }
 
-fn read_number(path: &Path) -> io::Result<Option<u64>> {
-    Ok(read_head(path)?.and_then(|t| parse::single_value(&t)))
+/// The longest entry `getdents64` returns: its header and a name of
+/// NAME_MAX bytes with its NUL, aligned to 8.
+const DIRENT_MAX: usize = (19 + 255 + 1 + 7) & !7;
+
+/// As `CgroupV1::idle_indices`, in the held directory `dir`, with raw
+/// `getdents64`: `fs::read_dir` adds a `fstat` of the directory and a
+/// last call that returns nothing. The kernel fills the buffer until the
+/// next entry does not fit, so a call that left room for the longest
+/// entry has listed all of them. (A pending signal can end one early: an
+/// idle cgroup missed is only not reused this time.) A held directory that
+/// was removed lists empty: no reuse, and `create` makes the cgroup by its
+/// path.
+fn idle_indices_in(dir: RawFd) -> io::Result<Vec<usize>> {
+    // SAFETY: fstat into a struct we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: as above, on a descriptor we hold.
+    if unsafe { libc::fstat(dir, &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Listing costs in proportion to the cgroups there (about 0.25 ms for
+    // 1000); a cgroup directory's link count (2 + subdirectories) says for
+    // one stat when `_supervisors` is all there is.
+    if st.st_nlink <= 3 {
+        return Ok(Vec::new());
+    }
+    // SAFETY: openat of "." from a descriptor we hold.
+    let fd = unsafe {
+        libc::openat(
+            dir,
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor openat just returned, ours alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut out = Vec::new();
+    loop {
+        // SAFETY: getdents64 into a buffer we own, with its length.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        let n = match usize::try_from(n) {
+            Ok(0) => break,
+            Ok(n) => n.min(buf.len()),
+            Err(_) => return Err(io::Error::last_os_error()),
+        };
+        let mut at = 0;
+        // Each entry: inode (8), offset (8), length (2), type (1), name.
+        while at + 19 < n {
+            let len = usize::from(u16::from_ne_bytes([buf[at + 16], buf[at + 17]]));
+            if len < 20 || at + len > n {
+                break;
+            }
+            let name = &buf[at + 19..at + len];
+            let name = &name[..name.iter().position(|b| *b == 0).unwrap_or(name.len())];
+            if let Some(k) = std::str::from_utf8(name).ok().and_then(idle_index) {
+                out.push(k);
+            }
+            at += len;
+        }
+        if n + DIRENT_MAX <= buf.len() {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// The v1 backend.
@@ -93,6 +151,12 @@ fn read_number(path: &Path) -> io::Result<Option<u64>> {
 pub struct CgroupV1 {
     /// `<mount>/<parent>` of each hierarchy, with its controllers.
     parents: Vec<(PathBuf, Vec<String>)>,
+    /// Per hierarchy, a descriptor of its `<mount>/<parent>` if one is held
+    /// (see `CgPath`): inherited from the fork server, or opened by
+    /// `hold_dirs`.
+    dirs: Vec<Option<RawFd>>,
+    /// The ones `hold_dirs` opened (inherited ones belong to the process).
+    owned: Vec<OwnedFd>,
 }
 
 impl CgroupV1 {
@@ -101,7 +165,12 @@ impl CgroupV1 {
             .into_iter()
             .map(|h| (h.mount.join(parent), h.controllers))
             .collect();
-        let cg = CgroupV1 { parents };
+        let dirs = parents.iter().map(|(p, _)| inherited_dir(p)).collect();
+        let cg = CgroupV1 {
+            parents,
+            dirs,
+            owned: Vec::new(),
+        };
         for c in ["memory", "freezer", "cpuacct", "pids"] {
             if cg.parent_of(c).is_none() {
                 return Err(ExecError::Cgroup(format!(
@@ -112,23 +181,31 @@ impl CgroupV1 {
         Ok(cg)
     }
 
-    fn parent_of(&self, controller: &str) -> Option<&PathBuf> {
+    fn parent_of(&self, controller: &str) -> Option<usize> {
         self.parents
             .iter()
-            .find(|(_, cs)| cs.iter().any(|c| c == controller))
-            .map(|(p, _)| p)
+            .position(|(_, cs)| cs.iter().any(|c| c == controller))
+    }
+
+    /// `<mount>/<parent>/<name>` of hierarchy `i`.
+    fn at(&self, i: usize, name: &str) -> CgPath {
+        let whole = self.parents[i].0.join(name);
+        match self.dirs.get(i).copied().flatten() {
+            Some(fd) => CgPath::held(fd, PathBuf::from(name), whole),
+            None => whole.into(),
+        }
     }
 
     /// `<mount>/<parent>/<unit>` of the hierarchy holding `controller`.
-    fn dir(&self, controller: &str, unit: &str) -> Option<PathBuf> {
-        self.parent_of(controller).map(|p| p.join(unit))
+    fn dir(&self, controller: &str, unit: &str) -> Option<CgPath> {
+        self.parent_of(controller).map(|i| self.at(i, unit))
     }
 
     /// The directory of a controller every setup has.
-    fn required(&self, controller: &str, unit: &str) -> PathBuf {
+    fn required(&self, controller: &str, unit: &str) -> CgPath {
         // `new` checked that memory, freezer, cpuacct and pids exist.
         self.dir(controller, unit)
-            .unwrap_or_else(|| PathBuf::from("/nonexistent").join(unit))
+            .unwrap_or_else(|| PathBuf::from("/nonexistent").join(unit).into())
     }
 
     /// Indices of the idle cgroups, as the first hierarchy shows them.
@@ -136,6 +213,9 @@ impl CgroupV1 {
         let Some((first, _)) = self.parents.first() else {
             return Ok(Vec::new());
         };
+        if let Some(Some(dir)) = self.dirs.first() {
+            return idle_indices_in(*dir);
+        }
         // Listing costs in proportion to the cgroups there (about 0.25 ms
         // for 1000); a cgroup directory's link count (2 + subdirectories)
         // says for one stat when `_supervisors` is all there is.
@@ -155,19 +235,20 @@ impl CgroupV1 {
     /// `unit` is in place there (all false: none could be taken).
     fn take_idle(&self, unit: &str) -> Vec<bool> {
         let mut placed = vec![false; self.parents.len()];
-        let Some(((first, _), _)) = self.parents.split_first() else {
+        if self.parents.is_empty() {
             return placed;
-        };
+        }
         let idle = self.idle_indices().unwrap_or_default();
         if idle.is_empty() {
             return placed;
         }
-        // Concurrent supervisors start at different candidates.
-        let start = std::process::id() as usize % idle.len();
+        // Concurrent supervisors start at different candidates: by the
+        // unit's name, as every supervisor's own pid is 1.
+        let start = spread(unit, idle.len());
         let mut taken = None;
         for i in 0..idle.len() {
             let name = idle_name(idle[(start + i) % idle.len()]);
-            match fs::rename(first.join(&name), first.join(unit)) {
+            match self.at(0, &name).rename_to(&self.at(0, unit)) {
                 Ok(()) => {
                     taken = Some(name);
                     break;
@@ -182,16 +263,16 @@ impl CgroupV1 {
             return placed;
         };
         placed[0] = true;
-        for (i, (parent, _)) in self.parents.iter().enumerate().skip(1) {
-            let from = parent.join(&name);
-            match fs::rename(&from, parent.join(unit)) {
-                Ok(()) => placed[i] = true,
+        for (i, placed) in placed.iter_mut().enumerate().skip(1) {
+            let from = self.at(i, &name);
+            match from.rename_to(&self.at(i, unit)) {
+                Ok(()) => *placed = true,
                 Err(_) => {
                     // Missing here (a supervisor died half-way through a
                     // take) or a leftover `unit`: the caller makes or reuses
                     // `unit`. The index is ours now, so nobody else uses
                     // whatever `_idle-K` is left here.
-                    let _ = rmdir(&from);
+                    let _ = from.rmdir();
                 }
             }
         }
@@ -199,17 +280,25 @@ impl CgroupV1 {
     }
 
     /// Whether an ended unit's cgroups can be parked for reuse, resetting
-    /// its counters on the way: present and empty everywhere, thawed, and
-    /// with (almost) no memory still charged.
+    /// its counters on the way: present, empty, thawed, and with (almost)
+    /// no memory still charged.
     fn reset_for_reuse(&self, unit: &str) -> io::Result<bool> {
-        for (parent, _) in &self.parents {
-            match read_head(&parent.join(unit).join("cgroup.procs"))? {
-                Some(t) if t.trim().is_empty() => {}
-                _ => return Ok(false),
-            }
+        // One hierarchy says for all. The files that move a process between
+        // cgroups are root's, and a job runs as a pool uid: its processes
+        // are where the job process put itself before its exec, in every
+        // hierarchy at once, and their children are born there. The one
+        // root process that joins is the job process before its exec, and
+        // while it lives it holds the supervisor's lock (a copy of the
+        // descriptor), so no remover gets here before its joins are done.
+        // So a process in the unit's cgroup of one hierarchy is in it in
+        // all, and the freezer's is the one `procs` and `kill_all` read.
+        // (A cgroup that is gone reads as empty here; the freezer state
+        // below is then missing, which answers no.)
+        if !read_procs_cg(&self.required("freezer", unit).join("cgroup.procs"))?.is_empty() {
+            return Ok(false);
         }
         let freezer = self.required("freezer", unit).join("freezer.state");
-        if read_head(&freezer)?.as_deref().map(str::trim) != Some("THAWED") {
+        if read_cg(&freezer)?.as_deref().map(str::trim) != Some("THAWED") {
             return Ok(false);
         }
         let mem = self.required("memory", unit);
@@ -224,7 +313,7 @@ impl CgroupV1 {
         // there is more than we accept anyway.
         if charged > REUSE_MAX_RESIDUAL_BYTES {
             // Page cache the unit left would count against the next one.
-            write_if_present(&mem.join("memory.force_empty"), "0")?;
+            write_if_present_cg(&mem.join("memory.force_empty"), "0")?;
             if read_number(&usage)?.unwrap_or(0) > REUSE_MAX_RESIDUAL_BYTES {
                 return Ok(false);
             }
@@ -236,11 +325,11 @@ impl CgroupV1 {
             "memory.failcnt",
             "memory.memsw.failcnt",
         ] {
-            write_if_present(&mem.join(f), "0")?;
+            write_if_present_cg(&mem.join(f), "0")?;
         }
-        write_if_present(&self.required("cpuacct", unit).join("cpuacct.usage"), "0")?;
+        write_if_present_cg(&self.required("cpuacct", unit).join("cpuacct.usage"), "0")?;
         if let Some(blkio) = self.dir("blkio", unit) {
-            write_if_present(&blkio.join("blkio.reset_stats"), "0")?;
+            write_if_present_cg(&blkio.join("blkio.reset_stats"), "0")?;
             // Not every kernel resets the throttling statistics we report.
             if self.io_bytes(unit)? != (0, 0) {
                 return Ok(false);
@@ -254,13 +343,8 @@ impl CgroupV1 {
     /// the ones renamed already are removed.
     fn park(&self, unit: &str) -> io::Result<bool> {
         // The first hierarchy last: see the module documentation.
-        let order: Vec<&Path> = self
-            .parents
-            .iter()
-            .rev()
-            .map(|(p, _)| p.as_path())
-            .collect();
-        let Some((claim, others)) = order.split_first() else {
+        let order: Vec<usize> = (0..self.parents.len()).rev().collect();
+        let Some((&claim, others)) = order.split_first() else {
             return Ok(false);
         };
         // A free index is one whose name is free where the claim is made.
@@ -269,25 +353,26 @@ impl CgroupV1 {
         let start = spread(unit, POOL_MAX);
         let mut free = (0..PARK_PROBES)
             .map(|i| (start + i) % POOL_MAX)
-            .filter(|&k| !claim.join(idle_name(k)).exists())
+            // A hint: the rename below decides.
+            .filter(|&k| !self.at(claim, &idle_name(k)).probably_exists())
             .peekable();
         if free.peek().is_none() || !self.reset_for_reuse(unit)? {
             return Ok(false);
         }
         for k in free {
             let name = idle_name(k);
-            match fs::rename(claim.join(unit), claim.join(&name)) {
+            match self.at(claim, unit).rename_to(&self.at(claim, &name)) {
                 Ok(()) => {}
                 // Held by another remover, by a taker still renaming, or
                 // left by a supervisor that died half-way: try another.
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
             }
-            for (i, parent) in others.iter().enumerate() {
-                if let Err(e) = fs::rename(parent.join(unit), parent.join(&name)) {
+            for (i, &h) in others.iter().enumerate() {
+                if let Err(e) = self.at(h, unit).rename_to(&self.at(h, &name)) {
                     // The caller removes what is still named `unit`.
-                    for done in std::iter::once(claim).chain(&others[..i]) {
-                        let _ = rmdir(&done.join(&name));
+                    for &done in std::iter::once(&claim).chain(&others[..i]) {
+                        let _ = self.at(done, &name).rmdir();
                     }
                     return Err(e);
                 }
@@ -304,7 +389,7 @@ impl CgroupV1 {
                 "blkio.throttle.io_service_bytes",
                 "blkio.io_service_bytes_recursive",
             ] {
-                if let Some(t) = read_optional(&blkio.join(name))? {
+                if let Some(t) = read_cg(&blkio.join(name))? {
                     return Ok(parse::blkio_service_bytes(&t));
                 }
             }
@@ -330,17 +415,17 @@ impl CgroupBackend for CgroupV1 {
     fn create(&self, unit: &str, limits: &Limits) -> Result<Vec<String>, ExecError> {
         let mut warnings = Vec::new();
         let placed = self.take_idle(unit);
-        for ((parent, _), placed) in self.parents.iter().zip(placed) {
+        for (i, placed) in placed.into_iter().enumerate() {
             if placed {
                 continue;
             }
-            let dir = parent.join(unit);
-            if let Err(e) = mkdir(&dir) {
+            let dir = self.at(i, unit);
+            if let Err(e) = dir.mkdir() {
                 if e.kind() == io::ErrorKind::NotFound {
                     // Someone removed our subtree: make it again.
-                    std::fs::create_dir_all(&dir).map_err(cg_err(&dir))?;
+                    std::fs::create_dir_all(dir.whole()).map_err(cg_err(dir.whole()))?;
                 } else {
-                    return Err(cg_err(&dir)(e));
+                    return Err(cg_err(dir.whole())(e));
                 }
             }
         }
@@ -350,13 +435,13 @@ impl CgroupBackend for CgroupV1 {
             Some(dir) if limits.cores > 0 => {
                 let quota = u64::from(limits.cores) * CPU_PERIOD_US;
                 let f = dir.join("cpu.cfs_period_us");
-                write_value(&f, &CPU_PERIOD_US.to_string()).map_err(cg_err(&f))?;
+                write_cg(&f, &CPU_PERIOD_US.to_string()).map_err(cg_err(f.whole()))?;
                 let f = dir.join("cpu.cfs_quota_us");
-                write_value(&f, &quota.to_string()).map_err(cg_err(&f))?;
+                write_cg(&f, &quota.to_string()).map_err(cg_err(f.whole()))?;
             }
             Some(dir) => {
                 let f = dir.join("cpu.cfs_quota_us");
-                write_value(&f, "-1").map_err(cg_err(&f))?;
+                write_cg(&f, "-1").map_err(cg_err(f.whole()))?;
             }
             None if limits.cores > 0 => warnings.push(format!(
                 "cpu controller not mounted: {} cores not enforced",
@@ -369,18 +454,18 @@ impl CgroupBackend for CgroupV1 {
         // RAM limit changes (the previous unit's may be below the new one).
         // Absent when the kernel does not account swap.
         let memsw = mem.join("memory.memsw.limit_in_bytes");
-        let swap_accounted = write_if_present(&memsw, "-1").map_err(cg_err(&memsw))?;
+        let swap_accounted = write_if_present_cg(&memsw, "-1").map_err(cg_err(memsw.whole()))?;
         let f = mem.join("memory.limit_in_bytes");
         let limit = if limits.memory_bytes > 0 {
             limits.memory_bytes.to_string()
         } else {
             "-1".to_string()
         };
-        write_value(&f, &limit).map_err(cg_err(&f))?;
+        write_cg(&f, &limit).map_err(cg_err(f.whole()))?;
         if limits.memory_bytes > 0 {
             if swap_accounted {
                 // Without it the job would swap instead of hitting the limit.
-                write_value(&memsw, &limit).map_err(cg_err(&memsw))?;
+                write_cg(&memsw, &limit).map_err(cg_err(memsw.whole()))?;
             } else {
                 warnings.push(format!(
                     "swap is not accounted: the {} limit covers RAM only",
@@ -394,7 +479,7 @@ impl CgroupBackend for CgroupV1 {
         } else {
             limits.pids.to_string()
         };
-        write_value(&f, &pids).map_err(cg_err(&f))?;
+        write_cg(&f, &pids).map_err(cg_err(f.whole()))?;
         Ok(warnings)
     }
 
@@ -402,6 +487,45 @@ impl CgroupBackend for CgroupV1 {
         self.parents
             .iter()
             .map(|(p, _)| p.join(unit).join("tasks"))
+            .collect()
+    }
+
+    fn join_paths(&self, unit: &str) -> Vec<CgPath> {
+        (0..self.parents.len())
+            .map(|i| self.at(i, unit).join("tasks"))
+            .collect()
+    }
+
+    fn hold_dirs(&mut self) {
+        for (i, (parent, _)) in self.parents.iter().enumerate() {
+            if self.dirs[i].is_some() {
+                continue;
+            }
+            // O_PATH: only a place to look names up from.
+            match fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(parent)
+            {
+                Ok(f) => {
+                    let fd = OwnedFd::from(f);
+                    self.dirs[i] = Some(fd.as_raw_fd());
+                    self.owned.push(fd);
+                }
+                Err(e) => tracing::debug!(
+                    target: "xtreem_exec",
+                    "cannot hold {}: {e}; using its path",
+                    parent.display()
+                ),
+            }
+        }
+    }
+
+    fn held_dirs(&self) -> Vec<(PathBuf, RawFd)> {
+        self.parents
+            .iter()
+            .zip(&self.dirs)
+            .filter_map(|((p, _), fd)| Some((p.clone(), (*fd)?)))
             .collect()
     }
 
@@ -413,17 +537,17 @@ impl CgroupBackend for CgroupV1 {
     }
 
     fn procs(&self, unit: &str) -> io::Result<Vec<i32>> {
-        read_procs(&self.required("freezer", unit).join("cgroup.procs"))
+        read_procs_cg(&self.required("freezer", unit).join("cgroup.procs"))
     }
 
     fn set_frozen(&self, unit: &str, frozen: bool) -> io::Result<()> {
         let f = self.required("freezer", unit).join("freezer.state");
-        write_value(&f, if frozen { "FROZEN" } else { "THAWED" })
+        write_cg(&f, if frozen { "FROZEN" } else { "THAWED" })
     }
 
     fn freeze_state(&self, unit: &str) -> io::Result<FreezeState> {
         let f = self.required("freezer", unit).join("freezer.state");
-        Ok(match read_optional(&f)?.as_deref().map(str::trim) {
+        Ok(match read_cg(&f)?.as_deref().map(str::trim) {
             Some("FROZEN") => FreezeState::Frozen,
             Some("FREEZING") => FreezeState::Freezing,
             _ => FreezeState::Thawed,
@@ -433,11 +557,13 @@ impl CgroupBackend for CgroupV1 {
     fn usage(&self, unit: &str) -> io::Result<Usage> {
         let mut u = Usage::default();
         let cpuacct = self.required("cpuacct", unit);
-        if let Some(t) = read_optional(&cpuacct.join("cpuacct.usage"))? {
-            u.cpu_ns = parse::single_value(&t).unwrap_or(0);
-        }
+        let Some(t) = read_cg(&cpuacct.join("cpuacct.usage"))? else {
+            // The cgroup is gone: nothing else to read.
+            return Ok(u);
+        };
+        u.cpu_ns = parse::single_value(&t).unwrap_or(0);
         let mem = self.required("memory", unit);
-        if let Some(t) = read_optional(&mem.join("memory.max_usage_in_bytes"))? {
+        if let Some(t) = read_cg(&mem.join("memory.max_usage_in_bytes"))? {
             u.peak_memory_bytes = parse::single_value(&t).unwrap_or(0);
         }
         (u.io_read_bytes, u.io_write_bytes) = self.io_bytes(unit)?;
@@ -446,13 +572,17 @@ impl CgroupBackend for CgroupV1 {
 
     fn oom_kills(&self, unit: &str) -> io::Result<u64> {
         let f = self.required("memory", unit).join("memory.oom_control");
-        Ok(read_optional(&f)?
+        Ok(read_cg(&f)?
             .and_then(|t| parse::keyed_value(&t, "oom_kill"))
             .unwrap_or(0))
     }
 
     fn kill_all(&self, unit: &str) -> io::Result<u32> {
         let pids = self.procs(unit)?;
+        if pids.is_empty() {
+            // Nobody to kill, and none can come: a thaw would change nothing.
+            return Ok(0);
+        }
         signal_pids(&pids, libc::SIGKILL);
         // v1 frozen tasks do not die of SIGKILL until thawed.
         if self.freeze_state(unit)? != FreezeState::Thawed {
@@ -462,7 +592,7 @@ impl CgroupBackend for CgroupV1 {
     }
 
     fn exists(&self, unit: &str) -> bool {
-        self.required("freezer", unit).is_dir()
+        self.required("freezer", unit).exists()
     }
 
     fn remove(&self, unit: &str) -> io::Result<()> {
@@ -473,8 +603,8 @@ impl CgroupBackend for CgroupV1 {
                 tracing::debug!(target: "xtreem_exec", unit, "cannot keep the cgroup for reuse: {e}")
             }
         }
-        for (parent, _) in &self.parents {
-            rmdir(&parent.join(unit))?;
+        for i in 0..self.parents.len() {
+            self.at(i, unit).rmdir()?;
         }
         Ok(())
     }
@@ -498,5 +628,35 @@ impl CgroupBackend for CgroupV1 {
             rmdir(parent)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_cgroups_are_all_listed_however_many_calls_it_takes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let open = || {
+            fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                .open(dir)
+                .unwrap()
+        };
+        fs::create_dir(dir.join(SUPERVISORS)).unwrap();
+        assert!(idle_indices_in(open().as_raw_fd()).unwrap().is_empty());
+        // Far more entries than one 32 KiB call returns, with long names
+        // among them.
+        let long = "u".repeat(200);
+        for k in 0..3000 {
+            fs::create_dir(dir.join(idle_name(k))).unwrap();
+            fs::create_dir(dir.join(format!("{long}-{k}"))).unwrap();
+        }
+        let mut got = idle_indices_in(open().as_raw_fd()).unwrap();
+        got.sort_unstable();
+        assert_eq!(got, (0..3000).collect::<Vec<_>>());
     }
 }

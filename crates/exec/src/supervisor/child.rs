@@ -9,6 +9,7 @@ use std::ffi::{CString, c_int};
 use std::os::fd::RawFd;
 use std::path::{Component, Path};
 
+use crate::cgroup::CgPath;
 use crate::spec::LaunchSpec;
 
 /// Where the job process failed before running the program.
@@ -52,9 +53,18 @@ impl Stage {
     }
 }
 
+/// A cgroup file the job process writes `0` into to join: from a held
+/// directory (`dir`, -1 for none) by `relative`, else (or when that finds
+/// nothing: see `CgPath`) by `whole`.
+struct JoinFile {
+    dir: c_int,
+    relative: CString,
+    whole: CString,
+}
+
 /// Everything the job process needs, as C strings, built before the fork.
 pub(crate) struct ChildPlan {
-    join: Vec<CString>,
+    join: Vec<JoinFile>,
     uid: libc::uid_t,
     gid: libc::gid_t,
     stdin: CString,
@@ -89,7 +99,7 @@ fn cpath(what: &str, p: &Path) -> Result<CString, String> {
 }
 
 impl ChildPlan {
-    pub(crate) fn new(spec: &LaunchSpec, join: &[std::path::PathBuf]) -> Result<ChildPlan, String> {
+    pub(crate) fn new(spec: &LaunchSpec, join: &[CgPath]) -> Result<ChildPlan, String> {
         let program = spec.argv.first().ok_or("argv is empty")?;
         let candidates = if program.contains('/') {
             vec![cstring("argv[0]", program.as_str())?]
@@ -139,7 +149,17 @@ impl ChildPlan {
             _envp: envp,
             join: join
                 .iter()
-                .map(|p| cpath("cgroup file", p))
+                .map(|p| {
+                    let (dir, relative) = match p.held_parts() {
+                        Some((fd, rel)) => (fd, cpath("cgroup file", rel)?),
+                        None => (-1, CString::default()),
+                    };
+                    Ok::<_, String>(JoinFile {
+                        dir,
+                        relative,
+                        whole: cpath("cgroup file", p.whole())?,
+                    })
+                })
                 .collect::<Result<_, _>>()?,
             uid: spec.uid,
             gid: spec.gid,
@@ -363,9 +383,18 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
 
         // 1. Into the unit's cgroup before anything else runs (unless born
         //    there by clone3).
-        let join: &[CString] = if in_cgroup { &[] } else { &plan.join };
+        let join: &[JoinFile] = if in_cgroup { &[] } else { &plan.join };
         for f in join {
-            let fd = libc::open(f.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            let mut fd = -1;
+            if f.dir >= 0 {
+                fd = libc::openat(f.dir, f.relative.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 && errno() != libc::ENOENT {
+                    fail(err_fd, Stage::JoinCgroup, errno());
+                }
+            }
+            if fd < 0 {
+                fd = libc::open(f.whole.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            }
             if fd < 0 {
                 fail(err_fd, Stage::JoinCgroup, errno());
             }

@@ -233,8 +233,8 @@ fn above_stdio(fd: OwnedFd) -> OwnedFd {
 }
 
 /// Takes the supervisor's lock for the rest of its life and writes its pid
-/// into it.
-fn hold_lock(dir: &Path) -> Result<fs::File, String> {
+/// (`me`, as the host sees it) into it.
+fn hold_lock(dir: &Path, me: i32) -> Result<fs::File, String> {
     let path = dir.join(LOCK);
     let mut f = fs::OpenOptions::new()
         .read(true)
@@ -252,7 +252,7 @@ fn hold_lock(dir: &Path) -> Result<fs::File, String> {
         ));
     }
     f.set_len(0)
-        .and_then(|_| f.write_all(host_pid().to_string().as_bytes()))
+        .and_then(|_| f.write_all(me.to_string().as_bytes()))
         .map_err(|e| format!("writing {}: {e}", path.display()))?;
     Ok(f)
 }
@@ -264,7 +264,11 @@ fn run(dir: &Path) -> Result<(), String> {
     // Do not pin whatever directory the daemon ran in.
     let _ = std::env::set_current_dir("/");
     become_namespace_init()?;
-    let _lock = hold_lock(dir)?;
+    // Our pid stays the same from here on: looked up once for the lock and
+    // the start record (the job process, which has another, looks up its
+    // own).
+    let me = host_pid();
+    let _lock = hold_lock(dir, me)?;
     let launched_ms = unix_now_millis();
     let input: SupervisorInput = match files::read_json(dir, SPEC) {
         Ok(Some(input)) => input,
@@ -285,7 +289,7 @@ fn run(dir: &Path) -> Result<(), String> {
     match sup.start() {
         Ok(running) => {
             let started = StartedRecord {
-                supervisor_pid: host_pid(),
+                supervisor_pid: me,
                 job_pid: running.job_host_pid,
                 started_unix_ms: running.started_ms,
             };
@@ -420,11 +424,33 @@ fn wait_child(pid: i32) -> Option<Ended> {
     }
 }
 
+/// `/proc/self/cgroup` of the fork server, read once before its first
+/// fork: a process is born in its parent's cgroups, and the executor has
+/// placed the server before it sends it anything (and never moves it
+/// again), so the supervisors it forks know theirs without a look.
+static FORK_SERVER_CGROUPS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// For the fork server, on each message it gets (only the first reads).
+pub(crate) fn note_fork_server_cgroups() {
+    FORK_SERVER_CGROUPS.get_or_init(own_cgroups);
+}
+
+/// `/proc/self/cgroup` (one record: one `read`); empty if unreadable.
+fn own_cgroups() -> String {
+    crate::cgroup::read_optional(Path::new("/proc/self/cgroup"))
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
 /// Whether this process is in `<parent>/_supervisors` already (forked by
 /// the fork server, which lives there): per `/proc/self/cgroup`, the
 /// unified line for v2, the memory hierarchy's for v1.
 fn in_supervisors_cgroup(v2: bool) -> bool {
-    let text = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let text = match FORK_SERVER_CGROUPS.get() {
+        Some(text) => text.clone(),
+        None => own_cgroups(),
+    };
     text.lines().any(|line| {
         let mut fields = line.splitn(3, ':');
         let (Some(id), Some(controllers), Some(path)) =
@@ -505,7 +531,7 @@ impl Supervisor<'_> {
         }
         // v2: the job is born in its cgroup (clone3), no migration.
         let unit_fd = self.cgroup.clone_into(unit).and_then(|d| open_dir(&d));
-        let plan = ChildPlan::new(self.spec, &self.cgroup.join_files(unit))?;
+        let plan = ChildPlan::new(self.spec, &self.cgroup.join_paths(unit))?;
         let set = handled_signals();
         // SAFETY: blocking signals of our only thread.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
@@ -675,10 +701,12 @@ impl Supervisor<'_> {
         let ended_ms = unix_now_millis();
         // Whatever the job left behind goes now: SIGKILL to the cgroup, and
         // our own end kills the rest of the namespace.
-        let _ = self.cgroup.kill_all(unit);
+        // Usually the job was alone and the cgroup is empty already: that
+        // one read of its processes is all the drain costs.
+        let left = self.cgroup.kill_all(unit).unwrap_or(1);
         let drain_until = Instant::now() + DRAIN_TIMEOUT;
         let mut pause = Duration::from_micros(200);
-        while self.cgroup.procs(unit).is_ok_and(|p| !p.is_empty()) {
+        while left > 0 && self.cgroup.procs(unit).is_ok_and(|p| !p.is_empty()) {
             if Instant::now() >= drain_until {
                 log("processes are still in the unit's cgroup; recording the exit anyway");
                 break;
