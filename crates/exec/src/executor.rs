@@ -510,19 +510,10 @@ impl Executor {
                 self.reap(unit);
                 return Ok(rec.into_status(unit));
             }
-            if let Some(fd) = supervisor_pidfd(&dir)? {
-                // SAFETY: the OwnedFd is a valid descriptor that stays open
-                // (owned by the AsyncFd) while it is registered.
-                let registered = unsafe {
-                    tokio::io::unix::AsyncFd::register_with_interest(
-                        fd,
-                        tokio::io::Interest::READABLE,
-                    )
-                };
-                if let Ok(afd) = registered {
-                    let _ = afd.readable().await;
-                    continue;
-                }
+            if let Some(fd) = supervisor_pidfd(&dir)?
+                && pidfd_ended(fd).await
+            {
+                continue;
             }
             let status = self.status(unit)?;
             if !status.state.is_active() {
@@ -532,16 +523,7 @@ impl Executor {
                 // The pid could have been reused before pidfd_open: the lock,
                 // still held now, proves the pidfd is our supervisor.
                 if matches!(files::liveness(&dir)?, Liveness::Alive(_)) {
-                    // SAFETY: the OwnedFd is a valid descriptor that stays
-                    // open (owned by the AsyncFd) while it is registered.
-                    let registered = unsafe {
-                        tokio::io::unix::AsyncFd::register_with_interest(
-                            fd,
-                            tokio::io::Interest::READABLE,
-                        )
-                    };
-                    if let Ok(afd) = registered {
-                        let _ = afd.readable().await;
+                    if pidfd_ended(fd).await {
                         continue;
                     }
                 } else {
@@ -716,6 +698,23 @@ fn place_fork_server(cgroup: &dyn CgroupBackend, server: &ForkServer) {
 /// A pidfd of the unit's supervisor, if it holds its lock and wrote its
 /// pid in it. The pid could have been reused before `pidfd_open`: the
 /// lock, still held after it, proves the pidfd is the supervisor's.
+/// Waits until the process of pidfd `fd` has ended; false if the runtime
+/// cannot watch it (the caller then polls).
+async fn pidfd_ended(fd: OwnedFd) -> bool {
+    // SAFETY: the OwnedFd is a valid descriptor that stays open (owned by
+    // the AsyncFd) while it is registered.
+    let registered = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+    };
+    match registered {
+        Ok(afd) => {
+            let _ = afd.readable().await;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 fn supervisor_pidfd(dir: &Path) -> Result<Option<OwnedFd>, ExecError> {
     let Some((lock, Liveness::Alive(Some(pid)))) = files::open_lock(dir)? else {
         return Ok(None);
