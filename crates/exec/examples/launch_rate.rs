@@ -30,6 +30,25 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Busy time of all CPUs so far (`/proc/stat`: user, nice, system, irq,
+/// softirq, steal), in ms: what the machine spent, whichever process.
+fn machine_busy_ms() -> Result<f64, Box<dyn std::error::Error>> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().ok_or("empty /proc/stat")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| ticks.get(i).copied().unwrap_or(0))
+        .sum();
+    // SAFETY: sysconf has no side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
+    Ok(busy as f64 * 1000.0 / hz as f64)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -59,11 +78,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let churn = args.get(3).is_some_and(|a| a == "churn");
 
     // Raw fork+exec of /bin/true, the floor.
+    let busy = machine_busy_ms()?;
     let t = Instant::now();
     for _ in 0..n {
         Command::new("/bin/true").status()?;
     }
     let raw = t.elapsed();
+    let raw_cpu = (machine_busy_ms()? - busy) / n as f64;
     let raw_rate = n as f64 / raw.as_secs_f64();
 
     let tmp = tempfile::Builder::new().prefix("launch-rate-").tempdir()?;
@@ -128,7 +149,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let drained = t.elapsed();
 
     let mut churned = Duration::ZERO;
+    let mut churn_cpu = 0.0;
     if churn {
+        let busy = machine_busy_ms()?;
         let t = Instant::now();
         for i in 0..n {
             let unit = format!("ch-{i}");
@@ -143,6 +166,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             exec.remove(&unit)?;
         }
         churned = t.elapsed();
+        churn_cpu = (machine_busy_ms()? - busy) / n as f64;
     }
     for _ in 0..200 {
         if exec.remove_cgroup_parent().is_ok() {
@@ -154,7 +178,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     latencies.sort();
     let rate = n as f64 / launched.as_secs_f64();
     println!("cgroup {:?}, {n} units", exec.cgroup_version());
-    println!("raw fork+exec of /bin/true: {raw_rate:.0}/s");
+    println!("raw fork+exec of /bin/true: {raw_rate:.0}/s, machine CPU {raw_cpu:.3} ms per run");
     println!(
         "launch rate: {rate:.0} units/s ({:.1}x the raw fork+exec time per unit)",
         raw_rate / rate
@@ -172,7 +196,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     if churn {
         println!(
-            "one at a time (launch, wait, remove): {:.0} units/s ({} per unit)",
+            "one at a time (launch, wait, remove): {:.0} units/s ({} per unit), machine CPU {churn_cpu:.3} ms per unit",
             n as f64 / churned.as_secs_f64(),
             ms(churned / n as u32)
         );
