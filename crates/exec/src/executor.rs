@@ -33,6 +33,11 @@ pub const FREEZE_TIMEOUT: Duration = Duration::from_secs(5);
 const EXITING_SUPERVISOR_WAIT: Duration = Duration::from_secs(2);
 /// Polling period of `wait` when a pidfd cannot be used.
 const WAIT_POLL: Duration = Duration::from_millis(50);
+/// How long `wait` trusts a supervisor's pidfd before looking at the lock
+/// again: a supervisor killed while its job is frozen releases its lock at
+/// once, but its pidfd stays silent until the frozen job can die (its PID
+/// namespace cannot empty before it is thawed).
+const PIDFD_RECHECK: Duration = Duration::from_secs(5);
 /// The reason of a unit whose supervisor died without recording an exit.
 pub const SUPERVISOR_LOST: &str = "supervisor lost";
 
@@ -698,8 +703,9 @@ fn place_fork_server(cgroup: &dyn CgroupBackend, server: &ForkServer) {
 /// A pidfd of the unit's supervisor, if it holds its lock and wrote its
 /// pid in it. The pid could have been reused before `pidfd_open`: the
 /// lock, still held after it, proves the pidfd is the supervisor's.
-/// Waits until the process of pidfd `fd` has ended; false if the runtime
-/// cannot watch it (the caller then polls).
+/// Waits until the process of pidfd `fd` has ended or [`PIDFD_RECHECK`]
+/// has passed, whichever is first: true either way (the caller looks
+/// again); false if the runtime cannot watch it (the caller then polls).
 async fn pidfd_ended(fd: OwnedFd) -> bool {
     // SAFETY: the OwnedFd is a valid descriptor that stays open (owned by
     // the AsyncFd) while it is registered.
@@ -708,7 +714,7 @@ async fn pidfd_ended(fd: OwnedFd) -> bool {
     };
     match registered {
         Ok(afd) => {
-            let _ = afd.readable().await;
+            let _ = tokio::time::timeout(PIDFD_RECHECK, afd.readable()).await;
             true
         }
         Err(_) => false,

@@ -800,8 +800,8 @@ fn remove_empties_the_cgroup_a_lost_supervisor_left_frozen() {
         unsafe { libc::kill(st.supervisor_pid.unwrap(), libc::SIGKILL) },
         0
     );
-    // Not `wait`: the supervisor's pidfd only reports its end once its
-    // namespace is empty, and the frozen job keeps it from emptying.
+    // `status` rather than `wait`, which needs up to its pidfd recheck
+    // period here (see `wait_ends_when_a_frozen_units_supervisor_is_killed`).
     assert!(eventually(Duration::from_secs(5), || {
         fx.exec.status("u").unwrap().reason.as_deref() == Some(SUPERVISOR_LOST)
     }));
@@ -815,6 +815,29 @@ fn remove_empties_the_cgroup_a_lost_supervisor_left_frozen() {
     for c in ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio"] {
         assert!(!cgroup_dir_exists(c, &fx.parent, "u"), "{c}");
     }
+}
+
+#[test]
+fn wait_ends_when_a_frozen_units_supervisor_is_killed() {
+    require_root!();
+    let fx = Fixture::new("lost-frozen-wait");
+    let st = fx.exec.launch(&fx.spec("u", &["sleep", "30"])).unwrap();
+    fx.exec.freeze("u").unwrap();
+    // SAFETY: kill(2) of the supervisor's pid.
+    assert_eq!(
+        unsafe { libc::kill(st.supervisor_pid.unwrap(), libc::SIGKILL) },
+        0
+    );
+    // The supervisor's pidfd stays silent while the frozen job keeps its
+    // namespace from emptying; `wait` must still see the lost supervisor.
+    let end = fx.wait("u", Duration::from_secs(15));
+    assert_eq!(end.state, UnitState::Failed, "{end:?}");
+    assert_eq!(end.reason.as_deref(), Some(SUPERVISOR_LOST));
+    fx.exec.remove("u").unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || dead(st.job_pid.unwrap())),
+        "the job outlived its removal"
+    );
 }
 
 #[test]
