@@ -30,191 +30,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// The least the isolation a unit gets can cost, with nothing of ours:
-/// a child in new PID and mount namespaces (as the supervisor), which
-/// mounts a private `/tmp` and `/proc`, joins one cgroup per v1 hierarchy
-/// (or the v2 one), opens two output files, and vforks a grandchild that
-/// takes a pool uid and execs `/bin/true`; the parent waits. No state
-/// files, limits, usage or reuse: what is above this in the executor's own
-/// figure is the executor's doing.
-struct Floor {
-    what: &'static str,
-    rate: f64,
-    cpu_ms: f64,
-}
-
-fn isolation_floor(n: usize) -> Result<Floor, Box<dyn std::error::Error>> {
-    use std::ffi::CString;
-    let base = Path::new("/sys/fs/cgroup");
-    let v1 = base.join("freezer").is_dir();
-    let hierarchies: Vec<&str> = if v1 {
-        vec!["cpu,cpuacct", "memory", "pids", "freezer", "blkio"]
-    } else {
-        vec![""]
-    };
-    let name = format!("xtreem-floor-{}", std::process::id());
-    let mut dirs = Vec::new();
-    for h in &hierarchies {
-        let dir = base.join(h).join(&name);
-        if base.join(h).is_dir() {
-            std::fs::create_dir(&dir)?;
-            dirs.push(dir);
-        }
-    }
-    let tasks: Vec<CString> = dirs
-        .iter()
-        .map(|d| CString::new(d.join("cgroup.procs").into_os_string().into_encoded_bytes()))
-        .collect::<Result<_, _>>()?;
-    let out_dir = tempfile::Builder::new().prefix("floor-").tempdir()?;
-    let out = CString::new(
-        out_dir
-            .path()
-            .join("out")
-            .into_os_string()
-            .into_encoded_bytes(),
-    )?;
-    let err = CString::new(
-        out_dir
-            .path()
-            .join("err")
-            .into_os_string()
-            .into_encoded_bytes(),
-    )?;
-    let exec = FloorExec {
-        argv: [c"/bin/true".as_ptr(), std::ptr::null()],
-        envp: [c"PATH=/usr/bin:/bin".as_ptr(), std::ptr::null()],
-    };
-    let mut stack = vec![0u8; 64 * 1024];
-    let busy = machine_busy_ms()?;
-    let t = Instant::now();
-    for _ in 0..n {
-        // SAFETY: this process is single-threaded here; the child only
-        // makes system calls on data prepared before the clone, then exits.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::CLONE_NEWPID | libc::CLONE_NEWNS | libc::SIGCHLD,
-                0,
-                0,
-                0,
-                0,
-            )
-        };
-        if pid == 0 {
-            // SAFETY: as above (the child of the clone).
-            unsafe { floor_child(&tasks, &out, &err, &exec, &mut stack) };
-        }
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        let mut status = 0;
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid as i32, &mut status, 0) };
-        if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-            return Err(format!("isolation floor: the child ended with status {status:#x}").into());
-        }
-    }
-    let elapsed = t.elapsed();
-    let cpu_ms = (machine_busy_ms()? - busy) / n as f64;
-    for dir in dirs {
-        std::fs::remove_dir(&dir)?;
-    }
-    Ok(Floor {
-        what: if v1 { "v1" } else { "v2" },
-        rate: n as f64 / elapsed.as_secs_f64(),
-        cpu_ms,
-    })
-}
-
-/// What the floor's job process execs.
-struct FloorExec {
-    argv: [*const libc::c_char; 2],
-    envp: [*const libc::c_char; 2],
-}
-
-extern "C" fn floor_job(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the `FloorExec` of our suspended parent.
-    unsafe {
-        let exec = &*(arg as *const FloorExec);
-        if libc::setgid(UID) != 0 || libc::setuid(UID) != 0 {
-            libc::_exit(93);
-        }
-        libc::execve(exec.argv[0], exec.argv.as_ptr(), exec.envp.as_ptr());
-        libc::_exit(127)
-    }
-}
-
-/// The supervisor's part of the floor; exits 0 if the grandchild did.
-///
-/// # Safety
-/// Only in the child of a clone of a single-threaded process.
-unsafe fn floor_child(
-    tasks: &[std::ffi::CString],
-    out: &std::ffi::CStr,
-    err: &std::ffi::CStr,
-    exec: &FloorExec,
-    stack: &mut [u8],
-) -> ! {
-    // SAFETY: plain system calls on prepared, NUL-terminated data.
-    unsafe {
-        let null = std::ptr::null();
-        if libc::mount(
-            null,
-            c"/".as_ptr(),
-            null,
-            libc::MS_REC | libc::MS_SLAVE,
-            null.cast(),
-        ) != 0
-            || libc::mount(
-                c"tmpfs".as_ptr(),
-                c"/tmp".as_ptr(),
-                c"tmpfs".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV,
-                c"size=16m".as_ptr().cast(),
-            ) != 0
-            || libc::mount(
-                c"proc".as_ptr(),
-                c"/proc".as_ptr(),
-                c"proc".as_ptr(),
-                libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                null.cast(),
-            ) != 0
-        {
-            libc::_exit(90);
-        }
-        for t in tasks {
-            let fd = libc::open(t.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
-            if fd < 0 || libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
-                libc::_exit(91);
-            }
-            libc::close(fd);
-        }
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
-        let o = libc::open(out.as_ptr(), flags, 0o600);
-        let e = libc::open(err.as_ptr(), flags, 0o600);
-        if o < 0 || e < 0 || libc::dup2(o, 1) < 0 || libc::dup2(e, 2) < 0 {
-            libc::_exit(92);
-        }
-        // The grandchild shares our memory until it execs, as posix_spawn
-        // (and the executor's job process) do; its stack was made before.
-        let job = libc::clone(
-            floor_job,
-            stack.as_mut_ptr().add(stack.len()).cast(),
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            std::ptr::from_ref(exec).cast_mut().cast(),
-        );
-        let mut status = 0;
-        if job < 0 || libc::waitpid(job, &mut status, 0) != job {
-            libc::_exit(94);
-        }
-        libc::_exit(if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            95
-        });
-    }
-}
-
 /// Busy time of all CPUs so far (`/proc/stat`: user, nice, system, irq,
 /// softirq, steal), in ms: what the machine spent, whichever process.
 fn machine_busy_ms() -> Result<f64, Box<dyn std::error::Error>> {
@@ -271,7 +86,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let raw = t.elapsed();
     let raw_cpu = (machine_busy_ms()? - busy) / n as f64;
     let raw_rate = n as f64 / raw.as_secs_f64();
-    let floor = isolation_floor(n)?;
+    let floor_out = tempfile::Builder::new().prefix("floor-").tempdir()?;
+    let busy = machine_busy_ms()?;
+    let floor = xtreem_exec::floor::run(n as u32, UID, floor_out.path())?;
+    let floor_cpu = (machine_busy_ms()? - busy) / n as f64;
 
     let tmp = tempfile::Builder::new().prefix("launch-rate-").tempdir()?;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
@@ -366,8 +184,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cgroup {:?}, {n} units", exec.cgroup_version());
     println!("raw fork+exec of /bin/true: {raw_rate:.0}/s, machine CPU {raw_cpu:.3} ms per run");
     println!(
-        "isolation floor ({}): {:.0}/s, machine CPU {:.3} ms per run",
-        floor.what, floor.rate, floor.cpu_ms
+        "isolation floor (cgroup {:?}): {:.0}/s, machine CPU {floor_cpu:.3} ms per run",
+        floor.version, floor.rate
     );
     println!(
         "launch rate: {rate:.0} units/s ({:.1}x the raw fork+exec time per unit)",

@@ -40,6 +40,7 @@ mod criu;
 mod error;
 mod executor;
 mod files;
+pub mod floor;
 mod forkserver;
 mod spec;
 mod statedir;

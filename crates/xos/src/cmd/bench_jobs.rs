@@ -1,6 +1,8 @@
 //! `xos bench jobs`: a 4-node grid on loopback and this machine's raw
 //! fork+exec rate of /bin/true, measured in the same run so their ratio is
-//! the figure that counts; then submit-to-start latency on an idle grid,
+//! the figure that counts, beside the isolation floor (what a unit's
+//! namespaces, mounts and cgroups cost with nothing of ours) and the
+//! executor alone; then submit-to-start latency on an idle grid,
 //! throughput of back-to-back submissions, `xps` and `xos status` latency
 //! with that many jobs in the system, and the home's memory per finished
 //! job record.
@@ -41,6 +43,20 @@ fn raw_fork_exec_rate(count: u32) -> anyhow::Result<f64> {
         ensure!(status.success(), "/bin/true failed");
     }
     Ok(f64::from(count) / started.elapsed().as_secs_f64())
+}
+
+/// [`xtreem_exec::floor`]: what the isolation a unit gets costs by itself
+/// on this machine, with none of the executor's or the daemons' work.
+/// Returns runs per second and machine CPU per run.
+fn isolation_floor(count: u32) -> anyhow::Result<(f64, f64)> {
+    let out = tempfile::Builder::new()
+        .prefix("xtreem-bench-floor-")
+        .tempdir()
+        .context("cannot make a temporary directory")?;
+    let busy_start = super::bench::machine_busy_ms()?;
+    let floor = xtreem_exec::floor::run(count, BENCH_UID, out.path())?;
+    let cpu = (super::bench::machine_busy_ms()? - busy_start) / f64::from(count);
+    Ok((floor.rate, cpu))
 }
 
 /// An unused uid for the supervised launches (as the executor's tests use).
@@ -312,6 +328,13 @@ pub async fn run(
     let raw_cpu = (super::bench::machine_busy_ms()? - busy_start) / 2_000.0;
     line("raw fork+exec of /bin/true", raw, "per s");
     line("raw fork+exec machine CPU per run", raw_cpu, "ms");
+    let (floor, floor_cpu) = isolation_floor(1_000)?;
+    line(
+        "isolation floor (namespaces, mounts, cgroup joins, files, uid; nothing of ours)",
+        floor,
+        "per s",
+    );
+    line("isolation floor machine CPU per run", floor_cpu, "ms");
     let (supervised, supervised_cpu, supervised_outputs) = supervised_launches(1_000).await?;
     line(
         "supervised launch of /bin/true, executor alone, one at a time",
