@@ -3,11 +3,11 @@
 //! latency percentiles, next to the raw fork+exec rate of `/bin/true` on
 //! the same machine. Needs root.
 //!
-//! `cargo run --release -p xtreem-exec --example launch_rate -- [N] [v1|v2] [churn]`
+//! `cargo run --release -p xtreem-exec --example launch_rate -- [N] [v1|v2] [churn|churn-only]`
 //!
 //! With `churn`, it then also runs N units one at a time (launch, wait,
 //! remove), the pattern where a v1 unit takes the cgroup the previous one
-//! left idle.
+//! left idle; `churn-only` runs nothing else (to profile that loop).
 //!
 //! The example is its own supervisor (`launch_rate supervise DIR`), as
 //! `xosd supervise DIR` is in the daemon.
@@ -75,12 +75,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("v2") => Some(CgroupVersion::V2),
         _ => None,
     };
-    let churn = args.get(3).is_some_and(|a| a == "churn");
+    let churn_only = args.get(3).is_some_and(|a| a == "churn-only");
+    let churn = churn_only || args.get(3).is_some_and(|a| a == "churn");
+    // Only the one-at-a-time loop (for profiling it): no other phase runs.
+    let phase = |n: usize| if churn_only { 0 } else { n };
 
     // Raw fork+exec of /bin/true, the floor.
     let busy = machine_busy_ms()?;
     let t = Instant::now();
-    for _ in 0..n {
+    for _ in 0..phase(n) {
         Command::new("/bin/true").status()?;
     }
     let raw = t.elapsed();
@@ -88,7 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let raw_rate = n as f64 / raw.as_secs_f64();
     let floor_out = tempfile::Builder::new().prefix("floor-").tempdir()?;
     let busy = machine_busy_ms()?;
-    let floor = xtreem_exec::floor::run(n as u32, UID, floor_out.path())?;
+    let floor = xtreem_exec::floor::run(phase(n).max(1) as u32, UID, floor_out.path())?;
     let floor_cpu = (machine_busy_ms()? - busy) / n as f64;
 
     let tmp = tempfile::Builder::new().prefix("launch-rate-").tempdir()?;
@@ -125,7 +128,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut latencies = Vec::with_capacity(n);
     let t = Instant::now();
-    for i in 0..n {
+    for i in 0..phase(n) {
         let unit = format!("lr-{i}");
         let spec = spec(&unit);
         let t0 = Instant::now();
@@ -142,7 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    for i in 0..n {
+    for i in 0..phase(n) {
         let unit = format!("lr-{i}");
         let status = rt.block_on(exec.wait(&unit))?;
         if status.state != (xtreem_exec::UnitState::Exited { code: 0 }) {
@@ -182,26 +185,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     latencies.sort();
     let rate = n as f64 / launched.as_secs_f64();
     println!("cgroup {:?}, {n} units", exec.cgroup_version());
-    println!("raw fork+exec of /bin/true: {raw_rate:.0}/s, machine CPU {raw_cpu:.3} ms per run");
-    println!(
-        "isolation floor (cgroup {:?}): {:.0}/s, machine CPU {floor_cpu:.3} ms per run",
-        floor.version, floor.rate
-    );
-    println!(
-        "launch rate: {rate:.0} units/s ({:.1}x the raw fork+exec time per unit)",
-        raw_rate / rate
-    );
-    println!(
-        "launch latency (submit to started): p50 {}  p99 {}  max {}",
-        ms(percentile(&latencies, 0.5)),
-        ms(percentile(&latencies, 0.99)),
-        ms(percentile(&latencies, 1.0))
-    );
-    println!(
-        "wait + remove of all units afterwards: {} ({} per unit)",
-        ms(drained),
-        ms(drained / n as u32)
-    );
+    if !churn_only {
+        println!(
+            "raw fork+exec of /bin/true: {raw_rate:.0}/s, machine CPU {raw_cpu:.3} ms per run"
+        );
+        println!(
+            "isolation floor (cgroup {:?}): {:.0}/s, machine CPU {floor_cpu:.3} ms per run",
+            floor.version, floor.rate
+        );
+        println!(
+            "launch rate: {rate:.0} units/s ({:.1}x the raw fork+exec time per unit)",
+            raw_rate / rate
+        );
+        println!(
+            "launch latency (submit to started): p50 {}  p99 {}  max {}",
+            ms(percentile(&latencies, 0.5)),
+            ms(percentile(&latencies, 0.99)),
+            ms(percentile(&latencies, 1.0))
+        );
+        println!(
+            "wait + remove of all units afterwards: {} ({} per unit)",
+            ms(drained),
+            ms(drained / n as u32)
+        );
+    }
     if churn {
         println!(
             "one at a time (launch, wait, remove): {:.0} units/s ({} per unit), machine CPU {churn_cpu:.3} ms per unit",
