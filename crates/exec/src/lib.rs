@@ -14,9 +14,10 @@
 //! - a cgroup `<parent>/<unit>` (v1: one per hierarchy; v2: one) with the
 //!   [`Limits`]: CPU quota, memory (swap included), pids; the job is in it
 //!   before it execs (v2: born there with `clone3(CLONE_INTO_CGROUP)`);
-//! - a PID namespace in which the job is **pid 2**: pid 1 is a tiny init,
-//!   outside the unit's cgroup, that reaps orphans; when the job ends, the
-//!   supervisor kills the init and with it everything left in the namespace;
+//! - a PID namespace in which the job is **pid 2**: pid 1 is the supervisor
+//!   itself, outside the unit's cgroup, which reaps orphans; when the job
+//!   ends it kills what is left in the cgroup, and its own exit ends the
+//!   namespace and everything still in it;
 //! - a mount namespace (slave of the host's, so host mounts still reach it)
 //!   with a private tmpfs `/tmp` sized to the memory limit and its own
 //!   `/proc`; a workdir under `/tmp` is bound back in place;
@@ -29,6 +30,9 @@
 //! `started.json` and `exit.json` (state, reason, usage from the cgroup)
 //! and kills whatever the job left behind. The daemon freezes, thaws,
 //! signals and measures units through their cgroups directly.
+//!
+//! [`floor`] measures, for benchmarks, what this isolation costs by itself
+//! on the machine, with none of the executor's own work.
 //!
 //! The cgroup version is detected at [`Executor::open`]
 //! ([`detect_cgroups`]): cgroup2 with the cpu, memory and pids controllers,
