@@ -700,9 +700,6 @@ fn place_fork_server(cgroup: &dyn CgroupBackend, server: &ForkServer) {
     }
 }
 
-/// A pidfd of the unit's supervisor, if it holds its lock and wrote its
-/// pid in it. The pid could have been reused before `pidfd_open`: the
-/// lock, still held after it, proves the pidfd is the supervisor's.
 /// Waits until the process of pidfd `fd` has ended or [`PIDFD_RECHECK`]
 /// has passed, whichever is first: true either way (the caller looks
 /// again); false if the runtime cannot watch it (the caller then polls).
@@ -721,6 +718,9 @@ async fn pidfd_ended(fd: OwnedFd) -> bool {
     }
 }
 
+/// A pidfd of the unit's supervisor, if it holds its lock and wrote its
+/// pid in it. The pid could have been reused before `pidfd_open`: the
+/// lock, still held after it, proves the pidfd is the supervisor's.
 fn supervisor_pidfd(dir: &Path) -> Result<Option<OwnedFd>, ExecError> {
     let Some((lock, Liveness::Alive(Some(pid)))) = files::open_lock(dir)? else {
         return Ok(None);

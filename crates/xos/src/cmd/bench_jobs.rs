@@ -328,13 +328,18 @@ pub async fn run(
     let raw_cpu = (super::bench::machine_busy_ms()? - busy_start) / 2_000.0;
     line("raw fork+exec of /bin/true", raw, "per s");
     line("raw fork+exec machine CPU per run", raw_cpu, "ms");
-    let (floor, floor_cpu) = isolation_floor(1_000)?;
-    line(
-        "isolation floor (namespaces, mounts, cgroup joins, files, uid; nothing of ours)",
-        floor,
-        "per s",
-    );
-    line("isolation floor machine CPU per run", floor_cpu, "ms");
+    // A reference only: the grid's figures do not need it.
+    match isolation_floor(1_000) {
+        Ok((floor, floor_cpu)) => {
+            line(
+                "isolation floor (namespaces, mounts, cgroup joins, files, uid; nothing of ours)",
+                floor,
+                "per s",
+            );
+            line("isolation floor machine CPU per run", floor_cpu, "ms");
+        }
+        Err(e) => println!("# isolation floor not measured: {e:#}"),
+    }
     let (supervised, supervised_cpu, supervised_outputs) = supervised_launches(1_000).await?;
     line(
         "supervised launch of /bin/true, executor alone, one at a time",
