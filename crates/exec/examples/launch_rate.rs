@@ -30,25 +30,6 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Busy time of all CPUs so far (`/proc/stat`: user, nice, system, irq,
-/// softirq, steal), in ms: what the machine spent, whichever process.
-fn machine_busy_ms() -> Result<f64, Box<dyn std::error::Error>> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let line = stat.lines().next().ok_or("empty /proc/stat")?;
-    let ticks: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let busy: u64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .map(|&i| ticks.get(i).copied().unwrap_or(0))
-        .sum();
-    // SAFETY: sysconf has no side effects.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1);
-    Ok(busy as f64 * 1000.0 / hz as f64)
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -81,18 +62,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let phase = |n: usize| if churn_only { 0 } else { n };
 
     // Raw fork+exec of /bin/true, the floor.
-    let busy = machine_busy_ms()?;
+    let busy = xtreem_exec::floor::machine_busy_ms()?;
     let t = Instant::now();
     for _ in 0..phase(n) {
         Command::new("/bin/true").status()?;
     }
     let raw = t.elapsed();
-    let raw_cpu = (machine_busy_ms()? - busy) / n as f64;
+    let raw_cpu = (xtreem_exec::floor::machine_busy_ms()? - busy) / n as f64;
     let raw_rate = n as f64 / raw.as_secs_f64();
     let floor_out = tempfile::Builder::new().prefix("floor-").tempdir()?;
-    let busy = machine_busy_ms()?;
+    let busy = xtreem_exec::floor::machine_busy_ms()?;
     let floor = xtreem_exec::floor::run(phase(n).max(1) as u32, UID, floor_out.path())?;
-    let floor_cpu = (machine_busy_ms()? - busy) / n as f64;
+    let floor_cpu = (xtreem_exec::floor::machine_busy_ms()? - busy) / n as f64;
 
     let tmp = tempfile::Builder::new().prefix("launch-rate-").tempdir()?;
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))?;
@@ -158,7 +139,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut churned = Duration::ZERO;
     let mut churn_cpu = 0.0;
     if churn {
-        let busy = machine_busy_ms()?;
+        let busy = xtreem_exec::floor::machine_busy_ms()?;
         let t = Instant::now();
         for i in 0..n {
             let unit = format!("ch-{i}");
@@ -173,7 +154,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             exec.remove(&unit)?;
         }
         churned = t.elapsed();
-        churn_cpu = (machine_busy_ms()? - busy) / n as f64;
+        churn_cpu = (xtreem_exec::floor::machine_busy_ms()? - busy) / n as f64;
     }
     for _ in 0..200 {
         if exec.remove_cgroup_parent().is_ok() {

@@ -102,6 +102,33 @@ pub fn run(count: u32, uid: u32, out_dir: &Path) -> Result<Floor, ExecError> {
     })
 }
 
+/// CPU time the whole machine has spent busy since boot (user, nice,
+/// system, irq, softirq, steal), in milliseconds, from `/proc/stat`: what
+/// every process of a benchmark costs together, set beside the floor's.
+pub fn machine_busy_ms() -> io::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let cpu = stat
+        .lines()
+        .find(|l| l.starts_with("cpu "))
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no cpu line in /proc/stat"))?;
+    let ticks: Vec<u64> = cpu
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
+        .iter()
+        .map(|&i| ticks.get(i).copied().unwrap_or(0))
+        .sum();
+    // SAFETY: sysconf has no side effects.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz <= 0 {
+        return Err(io::Error::other("cannot read the clock tick rate"));
+    }
+    Ok(busy as f64 * 1000.0 / hz as f64)
+}
+
 fn c_path(path: &Path) -> Result<CString, ExecError> {
     CString::new(path.as_os_str().as_encoded_bytes())
         .map_err(|_| ExecError::InvalidSpec(format!("{} has a NUL byte", path.display())))
@@ -227,6 +254,20 @@ unsafe fn supervisor_part(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn machine_busy_time_is_read_and_only_grows() {
+        let first = machine_busy_ms().unwrap();
+        // Some work, so the kernel's tick counters can move on.
+        let mut x = 0u64;
+        for i in 0..5_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        let second = machine_busy_ms().unwrap();
+        assert!(first > 0.0, "{first}");
+        assert!(second >= first, "{first} then {second}");
+    }
 
     #[test]
     fn the_floor_runs_true_in_its_namespaces() {

@@ -96,27 +96,10 @@ fn clock_ticks_per_second() -> anyhow::Result<i64> {
         .ok_or_else(|| anyhow::anyhow!("cannot read the clock tick rate"))
 }
 
-/// CPU time the whole machine has spent busy (user, nice, system, irq,
-/// softirq, steal) since boot, in milliseconds, from `/proc/stat`: what
-/// every process of a benchmark costs together, whatever else the run's
-/// speed depends on.
+/// CPU time the whole machine has spent busy since boot, in ms
+/// ([`xtreem_exec::floor::machine_busy_ms`]).
 pub(super) fn machine_busy_ms() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let cpu = stat
-        .lines()
-        .find(|l| l.starts_with("cpu "))
-        .ok_or_else(|| anyhow::anyhow!("no cpu line in /proc/stat"))?;
-    let ticks: Vec<u64> = cpu
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy: u64 = [0, 1, 2, 5, 6, 7]
-        .iter()
-        .map(|&i| ticks.get(i).copied().unwrap_or(0))
-        .sum();
-    Ok(busy as f64 * 1000.0 / clock_ticks_per_second()? as f64)
+    xtreem_exec::floor::machine_busy_ms().context("cannot read /proc/stat")
 }
 
 async fn fabric(count: u32) -> anyhow::Result<()> {
