@@ -484,3 +484,24 @@ pub fn sample_job(id: &str, priority: i32, at: u64) -> JobRecord {
         migrate_to: None,
     }
 }
+
+/// A reservation of alice (VO bio) on `n1`, for tests.
+#[cfg(test)]
+pub(crate) fn test_reservation(id: &str, cores: u32, start: u64, end: u64) -> Reservation {
+    Reservation {
+        id: id.into(),
+        owner: Owner {
+            subject: "alice".into(),
+            issuer: String::new(),
+            vo: "bio".into(),
+            groups: Vec::new(),
+        },
+        nodes: vec!["n1".into()],
+        cores,
+        memory_bytes: 0,
+        start_unix_ms: start,
+        end_unix_ms: end,
+        exclusive: false,
+        cancelled: false,
+    }
+}

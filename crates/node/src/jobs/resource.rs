@@ -1219,25 +1219,7 @@ pub async fn release_reservation(shared: &Arc<NodeShared>, id: &str) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reservation(id: &str, cores: u32, start: u64, end: u64) -> Reservation {
-        Reservation {
-            id: id.into(),
-            owner: Owner {
-                subject: "alice".into(),
-                issuer: String::new(),
-                vo: "bio".into(),
-                groups: Vec::new(),
-            },
-            nodes: vec!["n1".into()],
-            cores,
-            memory_bytes: 0,
-            start_unix_ms: start,
-            end_unix_ms: end,
-            exclusive: false,
-            cancelled: false,
-        }
-    }
+    use crate::jobs::record::test_reservation as reservation;
 
     fn claim(cores: u32, reservation: Option<&str>) -> Claim {
         Claim {

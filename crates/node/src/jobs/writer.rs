@@ -191,25 +191,10 @@ fn write_one_by_one(
 mod tests {
     use super::*;
     use crate::jobs::machine::query;
-    use crate::jobs::record::{Owner, Reservation};
+    use crate::jobs::record::test_reservation;
 
-    fn reservation(id: &str, cores: u32) -> Reservation {
-        Reservation {
-            id: id.into(),
-            owner: Owner {
-                subject: "alice".into(),
-                issuer: String::new(),
-                vo: "bio".into(),
-                groups: Vec::new(),
-            },
-            nodes: vec!["n1".into()],
-            cores,
-            memory_bytes: 0,
-            start_unix_ms: 0,
-            end_unix_ms: 1,
-            exclusive: false,
-            cancelled: false,
-        }
+    fn reservation(id: &str, cores: u32) -> crate::jobs::record::Reservation {
+        test_reservation(id, cores, 0, 1)
     }
 
     fn held(store: &Store) -> Vec<(String, u32)> {
