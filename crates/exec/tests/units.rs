@@ -175,6 +175,25 @@ fn a_spawned_supervisor_makes_the_namespace_itself() {
     let out = std::fs::read_to_string(fx.work.join("spawned.out")).unwrap();
     assert_eq!(out.trim(), "2", "the job is pid 2 of its namespace");
     exec.remove("u").unwrap();
+    // The stand-in fork server (`sleep`) ignores its closed socket: end it,
+    // so the test's cgroups can go.
+    for procs in [
+        format!("/sys/fs/cgroup/pids/{parent}/_supervisors/cgroup.procs"),
+        format!("/sys/fs/cgroup/{parent}/_supervisors/cgroup.procs"),
+    ] {
+        for pid in std::fs::read_to_string(&procs).unwrap_or_default().lines() {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                // SAFETY: kill(2) has no memory effects.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+    assert!(
+        common::eventually(Duration::from_secs(5), || exec
+            .remove_cgroup_parent()
+            .is_ok()),
+        "the test's cgroups are removed"
+    );
 }
 
 #[test]

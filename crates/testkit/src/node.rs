@@ -308,6 +308,10 @@ fn kill_supervisors(name: &str, data_dir: &Path) {
     let _ = fs::remove_dir_all(xtreem_exec::state_dir_for(name, data_dir));
 }
 
+/// Removes `dir` and the cgroups below it. A killed process leaves its
+/// cgroup only once it has fully exited, so an rmdir refused as busy is
+/// tried again for a while: given up at once, every run of the suite left
+/// empty cgroups behind, and dead memory cgroups slow the whole machine.
 fn remove_cgroup_tree(dir: &Path) {
     let Ok(children) = fs::read_dir(dir) else {
         return;
@@ -317,5 +321,12 @@ fn remove_cgroup_tree(dir: &Path) {
             remove_cgroup_tree(&child.path());
         }
     }
-    let _ = fs::remove_dir(dir);
+    let until = Instant::now() + Duration::from_secs(3);
+    while let Err(e) = fs::remove_dir(dir) {
+        if e.raw_os_error() != Some(nix::libc::EBUSY) || Instant::now() >= until {
+            eprintln!("# cannot remove the test cgroup {}: {e}", dir.display());
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
