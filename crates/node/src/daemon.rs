@@ -930,6 +930,14 @@ pub async fn run(config: NodeConfig, stop: CancellationToken) -> anyhow::Result<
     let _ = std::fs::remove_file(&socket_path);
     let _ = std::fs::remove_file(shared.data.endpoints());
     if let Some(side) = shared.jobs.resource.as_ref() {
+        // A node that stops with no unit left takes its cgroup subtree (the
+        // idle pool, the fork server's group) along, as a service manager
+        // would; with units to re-adopt after a restart, both stay.
+        if side.exec.units().is_ok_and(|u| u.is_empty())
+            && let Err(e) = side.exec.remove_cgroup_parent()
+        {
+            tracing::warn!(error = %e, "cannot remove the node's cgroups");
+        }
         // The units' state directory lives on a tmpfs, outside the data dir:
         // a node that stops with no unit left takes it along (rmdir fails,
         // harmlessly, while units that must be re-adopted are in it).

@@ -544,6 +544,33 @@ async fn jobs_survive_a_daemon_restart_and_node_deaths_are_handled() {
     assert_eq!(info.state, "done", "{info:#?}");
     assert_eq!(output(&mut a, &kept).await.trim(), "survived");
 
+    // Stopped again with no unit left, the node takes its cgroups along
+    // (above, with a unit running, they stayed for the restart to adopt).
+    let (name, data_dir) = (g.node(1).spec.name.clone(), g.node(1).data_dir());
+    let units = xtreem_exec::state_dir_for(&name, &data_dir);
+    let no_units = || {
+        std::fs::read_dir(&units)
+            .map(|d| !d.flatten().any(|e| e.path().is_dir()))
+            .unwrap_or(true)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !no_units() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(no_units(), "the unit's state is removed once reported");
+    g.stop(1).await.unwrap();
+    let parent = xtreem_exec::cgroup_parent_for(&name, &data_dir);
+    for dir in [
+        format!("/sys/fs/cgroup/pids/{parent}"),
+        format!("/sys/fs/cgroup/memory/{parent}"),
+        format!("/sys/fs/cgroup/{parent}"),
+    ] {
+        assert!(
+            !std::path::Path::new(&dir).exists(),
+            "{dir} is left after an orderly stop with no units"
+        );
+    }
+
     // kill -9 a resource node mid-job: a job that may restart runs again
     // elsewhere; one that may not fails with the reason.
     let restarts = submit(
