@@ -310,8 +310,8 @@ fn kill_supervisors(name: &str, data_dir: &Path) {
 
 /// Removes `dir` and the cgroups below it. A killed process leaves its
 /// cgroup only once it has fully exited, so an rmdir refused as busy is
-/// tried again for a while: given up at once, every run of the suite left
-/// empty cgroups behind, and dead memory cgroups slow the whole machine.
+/// tried again for a while: a tree given up at once stays on the machine
+/// for good, and dead memory cgroups behind it slow all cgroup work.
 fn remove_cgroup_tree(dir: &Path) {
     let Ok(children) = fs::read_dir(dir) else {
         return;
