@@ -98,13 +98,15 @@ pub async fn submit(
         }
         job
     };
-    let jobs: Vec<(Option<u32>, JobRecord)> = match &spec.array {
+    let elements: Vec<(Option<u32>, Arc<JobSpec>)> = match &spec.array {
         Some(range) => range
             .indices()
-            .map(|i| (Some(i), record(&spec.with_array_index(i))))
+            .map(|i| (Some(i), Arc::new(spec.with_array_index(i))))
             .collect(),
-        None => vec![(None, record(&spec))],
+        None => vec![(None, Arc::new(spec))],
     };
+    let jobs: Vec<(Option<u32>, JobRecord)> =
+        elements.iter().map(|(i, s)| (*i, record(s))).collect();
     let templates: Vec<JobRecord> = jobs.iter().map(|(_, j)| j.clone()).collect();
     let ids = shared
         .jobs
@@ -119,9 +121,10 @@ pub async fn submit(
     let accepted = templates
         .into_iter()
         .zip(&ids)
-        .map(|(mut j, id)| {
+        .zip(elements)
+        .map(|((mut j, id), (_, spec))| {
             j.id = id.clone();
-            j
+            (j, spec)
         })
         .collect();
     shared.jobs.insert_active(accepted);
@@ -427,7 +430,7 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
     let Some(job) = shared.jobs.get(id).filter(|j| j.state == JobState::Queued) else {
         return;
     };
-    let mut spec = match JobSpec::from_json(&job.spec) {
+    let mut spec = match shared.jobs.spec_of(&job) {
         Ok(s) => s,
         Err(e) => {
             return fail(
@@ -438,7 +441,7 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
         }
     };
     if let Some(to) = &job.migrate_to {
-        spec.constraints = Some(to.clone());
+        Arc::make_mut(&mut spec).constraints = Some(to.clone());
     }
     if let Some(id) = spec.reservation.clone() {
         let r = match super::reservation::find(shared, &id).await {
@@ -471,10 +474,11 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
             state => return fail(shared, &job.id, format!("reservation {id} has {state}")),
         }
         let within = format!("name in [{}]", r.nodes.join(","));
-        spec.constraints = Some(match &spec.constraints {
+        let constraints = match &spec.constraints {
             Some(c) if !c.trim().is_empty() => format!("({c}) && {within}"),
             _ => within,
-        });
+        };
+        Arc::make_mut(&mut spec).constraints = Some(constraints);
     }
     for (deps, need_ok) in [(&spec.after_ok, true), (&spec.after_any, false)] {
         for dep in deps {

@@ -21,10 +21,11 @@ pub mod resource;
 pub mod retention;
 pub mod writer;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::{Notify, watch};
+use xtreem_job::{JobSpec, SpecError};
 use xtreem_store::Store;
 
 use self::machine::{JobCommand, query};
@@ -36,6 +37,9 @@ use self::writer::Writer;
 pub struct JobsState {
     /// Jobs this node is home of that have not ended.
     active: Mutex<BTreeMap<String, JobRecord>>,
+    /// The parsed descriptions of active jobs, so neither a placement nor
+    /// this node's own launch parses the stored JSON again.
+    specs: Mutex<HashMap<String, Arc<JobSpec>>>,
     /// Queued jobs by placement order, and this home's units per node.
     queue: Mutex<queue::Queue>,
     /// Jobs whose stored attempt number no node has heard of yet: accepted
@@ -83,6 +87,7 @@ impl JobsState {
         }
         Ok(JobsState {
             active: Mutex::new(active),
+            specs: Mutex::new(HashMap::new()),
             queue: Mutex::new(queue),
             unsent_attempts: Mutex::new(HashSet::new()),
             changed: watch::channel(0).0,
@@ -101,6 +106,28 @@ impl JobsState {
             return Some(job.clone());
         }
         self.store.read(|r| query::job(r, id)).ok().flatten()
+    }
+
+    /// The description of `job`: parsed once while the job is active (a
+    /// job's description never changes after its submission).
+    pub fn spec_of(&self, job: &JobRecord) -> Result<Arc<JobSpec>, SpecError> {
+        if let Some(spec) = lock(&self.specs).get(&job.id) {
+            return Ok(Arc::clone(spec));
+        }
+        let spec = Arc::new(JobSpec::from_json(&job.spec)?);
+        // Under the lock of the active jobs, which their end takes to drop
+        // the entry, so no entry outlives its job.
+        let active = lock(&self.active);
+        if active.contains_key(&job.id) {
+            lock(&self.specs).insert(job.id.clone(), Arc::clone(&spec));
+        }
+        drop(active);
+        Ok(spec)
+    }
+
+    /// The parsed description of active job `id`, if this node holds one.
+    pub fn cached_spec(&self, id: &str) -> Option<Arc<JobSpec>> {
+        lock(&self.specs).get(id).map(Arc::clone)
     }
 
     /// Every job of this home (active ones from memory).
@@ -127,17 +154,21 @@ impl JobsState {
             .collect()
     }
 
-    /// Adds newly accepted jobs, whose stored attempt no node has heard of.
-    pub fn insert_active(&self, jobs: Vec<JobRecord>) {
+    /// Adds newly accepted jobs, whose stored attempt no node has heard of,
+    /// each with its description as parsed at the submission.
+    pub fn insert_active(&self, jobs: Vec<(JobRecord, Arc<JobSpec>)>) {
         let mut active = lock(&self.active);
+        let mut specs = lock(&self.specs);
         let mut queue = lock(&self.queue);
         let mut unsent = lock(&self.unsent_attempts);
-        for job in jobs {
+        for (job, spec) in jobs {
             queue.track(None, &job);
             unsent.insert(job.id.clone());
+            specs.insert(job.id.clone(), spec);
             active.insert(job.id.clone(), job);
         }
         drop(unsent);
+        drop(specs);
         drop(queue);
         drop(active);
         self.changed.send_modify(|v| *v += 1);
@@ -163,6 +194,7 @@ impl JobsState {
         lock(&self.queue).track(Some(&before), &record);
         if record.state.is_terminal() {
             active.remove(id);
+            lock(&self.specs).remove(id);
             lock(&self.unsent_attempts).remove(id);
         }
         self.writer.send(JobCommand::Put {
@@ -194,6 +226,7 @@ impl JobsState {
             lock(&self.queue).track(Some(&before), &record);
             if record.state.is_terminal() {
                 active.remove(id);
+                lock(&self.specs).remove(id);
                 lock(&self.unsent_attempts).remove(id);
             }
             let write = self.writer.write(JobCommand::Put {
@@ -267,5 +300,47 @@ impl JobsState {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::jobs::record::{JobState, sample_job};
+
+    fn spec(name: &str) -> JobSpec {
+        JobSpec::parse(
+            &format!("name = \"{name}\"\nexecutable = \"/bin/true\"\n"),
+            None,
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_description_is_parsed_once_while_its_job_is_active_and_dropped_at_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("jobs.redb")).unwrap());
+        let jobs = JobsState::open(store, None).unwrap();
+        let mut job = sample_job("n1.1", 0, 1);
+        let parsed = spec("first");
+        // Stored text that differs from what was parsed shows which one
+        // an answer came from.
+        job.spec = spec("stored").to_json();
+        jobs.insert_active(vec![(job.clone(), Arc::new(parsed))]);
+        assert_eq!(jobs.spec_of(&job).unwrap().name, "first");
+        assert_eq!(jobs.cached_spec("n1.1").unwrap().name, "first");
+
+        jobs.update("n1.1", Vec::new(), |j| {
+            j.state = JobState::Done;
+            true
+        });
+        assert!(
+            jobs.cached_spec("n1.1").is_none(),
+            "an ended job keeps no entry"
+        );
+        // An ended job's description is still readable, from its text, and
+        // is not cached again.
+        assert_eq!(jobs.spec_of(&job).unwrap().name, "stored");
+        assert!(jobs.cached_spec("n1.1").is_none());
     }
 }

@@ -418,8 +418,15 @@ pub async fn launch(
     };
     let job_id =
         JobId::parse(&request.job).map_err(|e| Status::invalid_argument(format!("job id: {e}")))?;
-    let spec = JobSpec::from_json(&request.spec)
-        .map_err(|e| Status::invalid_argument(format!("job description: {e}")))?;
+    // This node's own jobs come with the description parsed at their
+    // submission (the same text: a job's description never changes).
+    let spec = match shared.jobs.cached_spec(&request.job) {
+        Some(spec) if job_id.home == shared.config.name.as_str() => spec,
+        _ => Arc::new(
+            JobSpec::from_json(&request.spec)
+                .map_err(|e| Status::invalid_argument(format!("job description: {e}")))?,
+        ),
+    };
     if request.ranks.is_empty() || request.hosts.len() != spec.count as usize {
         return Err(Status::invalid_argument(format!(
             "a launch names at least one rank and one host per unit ({} units, {} hosts given)",
