@@ -330,7 +330,13 @@ fn candidates(
                             .as_ref()
                             .map(|s| (s.free(), s.running_units()));
                         let ((c, m), n) = side.unwrap_or(((0, 0), 0));
-                        (c, m, 0.0, n)
+                        let (asked_cores, asked_memory) = shared.jobs.asked_of(&me);
+                        (
+                            c.saturating_sub(asked_cores),
+                            m.saturating_sub(asked_memory),
+                            0.0,
+                            n,
+                        )
                     }
                     (Some(d), _) => (
                         d.free_cores.max(0.0) as u32,
@@ -527,8 +533,9 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
         }
     }
     let placing_ms = unix_now_millis();
+    let mut asked = None;
     let placement = if spec.count == 1 {
-        place_single(shared, &job, &spec, attempt, &nodes).await
+        place_single(shared, &job, &spec, attempt, &nodes, &mut asked).await
     } else {
         place_many(shared, &job, &spec, attempt, &nodes).await
     };
@@ -568,6 +575,8 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
         }
         Err(why) => note_reason(shared, id, why),
     }
+    // The job's record holds the admitted unit now.
+    drop(asked);
 }
 
 /// Checkpoint files the home holds for `ranks`, to restore before start.
@@ -623,9 +632,16 @@ async fn place_single(
     spec: &JobSpec,
     attempt: u32,
     nodes: &[NodeRecord],
+    held: &mut Option<super::Asked>,
 ) -> Result<(Vec<UnitRecord>, String), String> {
     let mut refusals = Vec::new();
+    let me = shared.config.name.as_str();
     for (i, node) in nodes.iter().enumerate() {
+        let name = node.descriptor.node.as_str();
+        // Concurrent placements are ranked with this job counted on `node`.
+        let asked = shared
+            .jobs
+            .ask(name, spec.resources.cores, spec.resources.memory_bytes);
         let request = pb::LaunchRequest {
             job: job.id.clone(),
             spec: job.spec.clone(),
@@ -638,8 +654,13 @@ async fn place_single(
         };
         match launch_on(shared, node, request).await {
             Ok(answer) if answer.admitted => {
+                // This node's own ledger counts the unit from its admission
+                // on; another node's is counted from the job's record, once
+                // the caller has written it.
+                if name != me {
+                    *held = Some(asked);
+                }
                 let units = answer.units.iter().map(unit_from_pb).collect();
-                let _ = spec;
                 return Ok((
                     units,
                     format!(

@@ -298,8 +298,40 @@ impl JobsState {
         lock(&self.queue).placed_on(node)
     }
 
+    /// What placements in flight have asked of `node`.
+    pub fn asked_of(&self, node: &str) -> (u32, u64) {
+        lock(&self.queue).asked_of(node)
+    }
+
+    /// Counts `cores` and `memory` as taken on `node` until the returned
+    /// guard is dropped: when the node has answered, and on admission once
+    /// the job's record holds the unit.
+    pub fn ask(self: &Arc<Self>, node: &str, cores: u32, memory: u64) -> Asked {
+        lock(&self.queue).ask(node, cores, memory);
+        Asked {
+            jobs: Arc::clone(self),
+            node: node.to_owned(),
+            cores,
+            memory,
+        }
+    }
+
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+}
+
+/// Resources a placement in flight has asked of a node; given back on drop.
+pub struct Asked {
+    jobs: Arc<JobsState>,
+    node: String,
+    cores: u32,
+    memory: u64,
+}
+
+impl Drop for Asked {
+    fn drop(&mut self) {
+        lock(&self.jobs.queue).answered(&self.node, self.cores, self.memory);
     }
 }
 

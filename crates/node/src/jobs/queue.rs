@@ -26,6 +26,10 @@ pub struct Queue {
     placing: HashMap<String, Key>,
     /// Cores and memory of this home's units running on each node.
     placed: HashMap<String, (u32, u64)>,
+    /// Cores and memory that placements still waiting for a node's answer
+    /// have asked of it: counted as taken, so concurrent placements do not
+    /// all send their job to the one node that has just freed a slot.
+    asked: HashMap<String, (u32, u64)>,
 }
 
 impl Queue {
@@ -104,9 +108,35 @@ impl Queue {
         self.ready.len() + self.parked.len() + self.placing.len()
     }
 
-    /// Cores and memory this home's units hold on `node`.
+    /// Cores and memory this home's units hold on `node`, with what
+    /// placements in flight have asked of it.
     pub fn placed_on(&self, node: &str) -> (u32, u64) {
-        self.placed.get(node).copied().unwrap_or((0, 0))
+        let (c, m) = self.placed.get(node).copied().unwrap_or((0, 0));
+        let (ac, am) = self.asked_of(node);
+        (c.saturating_add(ac), m.saturating_add(am))
+    }
+
+    /// What placements in flight have asked of `node`.
+    pub fn asked_of(&self, node: &str) -> (u32, u64) {
+        self.asked.get(node).copied().unwrap_or((0, 0))
+    }
+
+    /// A placement asks `node` for `cores` and `memory`.
+    pub fn ask(&mut self, node: &str, cores: u32, memory: u64) {
+        let slot = self.asked.entry(node.to_owned()).or_default();
+        slot.0 = slot.0.saturating_add(cores);
+        slot.1 = slot.1.saturating_add(memory);
+    }
+
+    /// The node answered (or a unit record now holds what was asked).
+    pub fn answered(&mut self, node: &str, cores: u32, memory: u64) {
+        if let Some(slot) = self.asked.get_mut(node) {
+            slot.0 = slot.0.saturating_sub(cores);
+            slot.1 = slot.1.saturating_sub(memory);
+            if *slot == (0, 0) {
+                self.asked.remove(node);
+            }
+        }
     }
 }
 
@@ -134,6 +164,25 @@ mod tests {
         assert!(q.take(5).is_empty(), "finished tries wait parked");
         q.unpark_all();
         assert_eq!(q.ready_len(), 3);
+    }
+
+    #[test]
+    fn what_placements_in_flight_ask_counts_as_placed_until_answered() {
+        let mut q = Queue::default();
+        q.ask("b", 2, 10);
+        q.ask("b", 1, 5);
+        assert_eq!(q.placed_on("b"), (3, 15));
+        assert_eq!(q.placed_on("c"), (0, 0));
+        q.answered("b", 2, 10);
+        assert_eq!(q.placed_on("b"), (1, 5));
+        q.answered("b", 1, 5);
+        q.answered("b", 1, 5);
+        assert_eq!(
+            q.placed_on("b"),
+            (0, 0),
+            "an extra answer never goes below zero"
+        );
+        assert!(q.asked.is_empty());
     }
 
     #[test]

@@ -54,6 +54,36 @@ struct Ledger {
 }
 
 impl Ledger {
+    /// See [`ResourceSide::plainly_short`].
+    fn plainly_short(
+        &self,
+        capacity: &Capacity,
+        key: &str,
+        cores: u32,
+        memory: u64,
+    ) -> Option<String> {
+        if self.admissions.contains_key(key) {
+            return None;
+        }
+        let (c, m) = self.used();
+        let free_cores = capacity.cores.saturating_sub(c);
+        let free_memory = capacity.memory_bytes.saturating_sub(m);
+        if cores > free_cores {
+            Some(format!(
+                "needs {cores} cores, {free_cores} of {} free",
+                capacity.cores
+            ))
+        } else if memory > free_memory {
+            Some(format!(
+                "needs {} memory, {} free",
+                xtreem_directory::format_bytes(memory),
+                xtreem_directory::format_bytes(free_memory)
+            ))
+        } else {
+            None
+        }
+    }
+
     fn claims(&self) -> impl Iterator<Item = &Claim> {
         let now = Instant::now();
         self.running.values().chain(
@@ -253,6 +283,13 @@ impl ResourceSide {
         Ok(())
     }
 
+    /// What is short for a claim outside any reservation, if it plainly
+    /// cannot fit now (no admission held for `key`); `admit` still decides
+    /// every claim this lets through.
+    fn plainly_short(&self, key: &str, cores: u32, memory: u64) -> Option<String> {
+        lock(&self.ledger).plainly_short(&self.capacity, key, cores, memory)
+    }
+
     /// Holds capacity for a reservation if its window leaves room next to
     /// the reservations already held (and, if it starts now, next to the
     /// units running outside reservations).
@@ -440,9 +477,22 @@ pub async fn launch(
             spec.count
         )));
     }
-    let (claims, owner) = check_owner(shared, &request.token)?;
     let n = u32::try_from(request.ranks.len()).unwrap_or(u32::MAX);
     let cores = spec.resources.cores.saturating_mul(n);
+    let key = format!("{}#{}", request.job, request.attempt);
+    // A node with no room says so before the credential, account and
+    // policy checks: homes ask busy nodes often, and the answer is no
+    // whoever asks.
+    if spec.reservation.is_none()
+        && let Some(why) = side.plainly_short(
+            &key,
+            cores,
+            spec.resources.memory_bytes.saturating_mul(u64::from(n)),
+        )
+    {
+        return Ok(refuse(format!("node {}: {why}", shared.config.name)));
+    }
+    let (claims, owner) = check_owner(shared, &request.token)?;
     let mapping = match crate::access::local_account(shared, &claims, &owner.vo, cores) {
         Ok(Some(m)) => m,
         Ok(None) => {
@@ -459,7 +509,6 @@ pub async fn launch(
         .served(&owner.vo)
         .map(|s| s.max_cores)
         .unwrap_or(0);
-    let key = format!("{}#{}", request.job, request.attempt);
     let per_unit = Claim {
         cores: spec.resources.cores,
         memory: spec.resources.memory_bytes,
@@ -1258,5 +1307,34 @@ mod tests {
         // A reservation this node does not hold covers nothing.
         ledger.running.insert("u4".into(), claim(1, Some("r-b.9")));
         assert_eq!(ledger.used().0, 1 + 4 + 3 + 1);
+    }
+
+    #[test]
+    fn a_full_node_is_plainly_short_unless_the_claim_was_admitted_before() {
+        let capacity = Capacity {
+            cores: 2,
+            memory_bytes: 1 << 30,
+        };
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.plainly_short(&capacity, "n1.1#1", 2, 0), None);
+        ledger.running.insert("u1".into(), claim(2, None));
+        assert_eq!(
+            ledger.plainly_short(&capacity, "n1.1#1", 1, 0).as_deref(),
+            Some("needs 1 cores, 0 of 2 free")
+        );
+        // The start of a multi-node job admitted earlier: `admit` decides.
+        ledger.admissions.insert(
+            "n1.2#1".into(),
+            (claim(1, None), Instant::now() + Duration::from_secs(60)),
+        );
+        assert_eq!(ledger.plainly_short(&capacity, "n1.2#1", 1, 0), None);
+        ledger.running.clear();
+        assert!(
+            ledger
+                .plainly_short(&capacity, "n1.3#1", 0, 2 << 30)
+                .is_some_and(|why| why.starts_with("needs 2.0 GiB memory")),
+            "{:?}",
+            ledger.plainly_short(&capacity, "n1.3#1", 0, 2 << 30)
+        );
     }
 }

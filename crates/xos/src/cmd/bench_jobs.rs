@@ -455,16 +455,59 @@ pub async fn run(
     );
 
     let mut status = Vec::new();
+    let (mut placements, mut refusals) = (0u32, 0u32);
     for k in 0..1000usize {
         let id = &ids[(k * 7919) % ids.len()];
         let t = Instant::now();
-        client.status(id).await?;
+        let info = client.status(id).await?;
         status.push(t.elapsed().as_secs_f64() * 1e3);
+        for e in &info.events {
+            if let Some(k) = refused_before_placement(&e.text) {
+                placements += 1;
+                refusals += k;
+            }
+        }
     }
     status.sort_by(f64::total_cmp);
     line("status of one job p50", percentile(&status, 0.5), "ms");
     line("status of one job p99", percentile(&status, 0.99), "ms");
+    // Nodes that said no before one took the job: each no is a Launch
+    // round trip both ends pay for nothing.
+    line(
+        "launch refusals before a node took the job (status sample)",
+        f64::from(refusals) / f64::from(placements.max(1)),
+        "per placement",
+    );
     drop(grid);
     drop(supervised_outputs);
     Ok(())
+}
+
+/// How many candidates refused a job before the one that took it, from
+/// its timeline's placement event (`placed on N (candidate K of M...)`).
+fn refused_before_placement(event: &str) -> Option<u32> {
+    let rest = event.strip_prefix("placed on ")?;
+    let (_, after) = rest.split_once("(candidate ")?;
+    let (k, _) = after.split_once(" of ")?;
+    k.parse::<u32>().ok().map(|k| k.saturating_sub(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refused_before_placement;
+
+    #[test]
+    fn refusals_are_read_from_the_placement_event() {
+        assert_eq!(
+            refused_before_placement("placed on node-2 (candidate 1 of 4)"),
+            Some(0)
+        );
+        assert_eq!(
+            refused_before_placement(
+                "placed on node-3 (candidate 3 of 4; refused by node-1: busy; node-2: busy)"
+            ),
+            Some(2)
+        );
+        assert_eq!(refused_before_placement("submitted by alice"), None);
+    }
 }
