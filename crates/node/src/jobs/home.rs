@@ -32,6 +32,8 @@ const PLACEMENTS_IN_FLIGHT: usize = 64;
 const VIEW_SETTLE: Duration = Duration::from_secs(5);
 /// Parked jobs made ready when a unit ends.
 const UNPARK_PER_END: usize = 4;
+/// Jobs parked for room that each scheduler tick tries again, best first.
+const TICK_DEPTH: usize = 256;
 /// How long a Launch may take before the home tries elsewhere.
 const LAUNCH_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -146,7 +148,7 @@ pub async fn scheduler(shared: Arc<NodeShared>, stop: CancellationToken) {
             _ = tick.tick() => true,
         };
         if ticked {
-            shared.jobs.unpark_all();
+            shared.jobs.unpark_on_tick(TICK_DEPTH);
         }
         loop {
             let free = permits.available_permits();
@@ -259,6 +261,13 @@ fn note_reason(shared: &NodeShared, id: &str, reason: String) {
     shared.jobs.update_reason(id, reason);
 }
 
+/// Like [`note_reason`], for a job that waits for something other than
+/// room: every scheduler tick tries it again, however long the queue.
+fn wait_reason(shared: &NodeShared, id: &str, reason: String) {
+    shared.jobs.update_reason(id, reason);
+    shared.jobs.mark_waiting(id);
+}
+
 /// Fails a job that can never run.
 fn fail(shared: &NodeShared, id: &str, reason: String) {
     let now = unix_now_millis();
@@ -275,16 +284,24 @@ fn fail(shared: &NodeShared, id: &str, reason: String) {
     });
 }
 
+/// Why no candidate was found: the nodes that match are all busy, or
+/// something else (no node matches, none is big enough).
+enum NoCandidate {
+    Busy(String),
+    Other(String),
+}
+
 /// The nodes that may run `spec` for `owner`, best first, at most SAMPLE.
 fn candidates(
     shared: &NodeShared,
     spec: &JobSpec,
     owner: &Owner,
     seed: u64,
-) -> Result<Vec<NodeRecord>, String> {
+) -> Result<Vec<NodeRecord>, NoCandidate> {
+    let other = |e: String| NoCandidate::Other(e);
     let query = match &spec.constraints {
-        Some(text) => Query::parse(text).map_err(|e| format!("constraints: {e}"))?,
-        None => Query::parse("").map_err(|e| format!("constraints: {e}"))?,
+        Some(text) => Query::parse(text).map_err(|e| other(format!("constraints: {e}")))?,
+        None => Query::parse("").map_err(|e| other(format!("constraints: {e}")))?,
     };
     let me = shared.config.name.to_string();
     let own_site = shared.site_name().unwrap_or_default();
@@ -292,7 +309,7 @@ fn candidates(
         .directory
         .view
         .read()
-        .map_err(|_| "the directory view is unavailable".to_owned())?;
+        .map_err(|_| other("the directory view is unavailable".to_owned()))?;
     let records: Vec<NodeRecord> = view
         .iter()
         .filter(|r| {
@@ -309,14 +326,14 @@ fn candidates(
         .collect();
     drop(view);
     if records.is_empty() {
-        return Err(format!(
+        return Err(other(format!(
             "no alive resource node of this site serving VO {} matches{}",
             owner.vo,
             spec.constraints
                 .as_deref()
                 .map(|c| format!(" `{c}`"))
                 .unwrap_or_default()
-        ));
+        )));
     }
     let list: Vec<Candidate> = records
         .iter()
@@ -380,17 +397,17 @@ fn candidates(
                 && r.descriptor.memory_bytes >= spec.resources.memory_bytes
         });
         return Err(if fits_somewhere {
-            format!(
+            NoCandidate::Busy(format!(
                 "every matching node is busy ({} candidates); waiting for room",
                 records.len()
-            )
+            ))
         } else {
-            format!(
+            other(format!(
                 "no node serving VO {} has {} cores and {} memory",
                 owner.vo,
                 spec.resources.cores,
                 xtreem_directory::format_bytes(spec.resources.memory_bytes)
-            )
+            ))
         });
     }
     Ok(order
@@ -467,7 +484,7 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
         let now = unix_now_millis();
         match r.state_at(now) {
             "waiting" => {
-                return note_reason(
+                return wait_reason(
                     shared,
                     &job.id,
                     format!(
@@ -490,7 +507,7 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
         for dep in deps {
             match dependency(shared, &job, dep, need_ok).await {
                 DepState::Ready => {}
-                DepState::Waiting(why) => return note_reason(shared, id, why),
+                DepState::Waiting(why) => return wait_reason(shared, id, why),
                 DepState::Broken(why) => return fail(shared, id, why),
             }
         }
@@ -505,7 +522,8 @@ async fn place(shared: &Arc<NodeShared>, id: &str) {
     };
     let nodes = match candidates(shared, &spec, &job.owner, seed_of(id, attempt)) {
         Ok(n) => n,
-        Err(why) => return note_reason(shared, id, why),
+        Err(NoCandidate::Busy(why)) => return note_reason(shared, id, why),
+        Err(NoCandidate::Other(why)) => return wait_reason(shared, id, why),
     };
     if reserved {
         let still_queued = shared

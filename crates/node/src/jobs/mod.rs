@@ -283,9 +283,15 @@ impl JobsState {
         lock(&self.queue).finish(id);
     }
 
-    /// Makes every parked job ready again (room may have appeared).
-    pub fn unpark_all(&self) {
-        lock(&self.queue).unpark_all();
+    /// The periodic retry (room may have appeared elsewhere, a dependency
+    /// ended, a reservation started): see [`queue`].
+    pub fn unpark_on_tick(&self, depth: usize) {
+        lock(&self.queue).unpark_on_tick(depth);
+    }
+
+    /// The try of `id` under way waits for something else than room.
+    pub fn mark_waiting(&self, id: &str) {
+        lock(&self.queue).mark_waiting(id);
     }
 
     /// Makes the `n` best parked jobs ready again.

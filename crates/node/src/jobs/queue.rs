@@ -2,12 +2,17 @@
 //! placed on each node, kept as indexes so the scheduler never scans every
 //! job it holds.
 //!
-//! A queued job is either *ready* (the scheduler will try it) or *parked*
-//! (its last try found no room or a dependency still running; it becomes
-//! ready again when a unit of this home ends or at the next tick).
+//! A queued job is *ready* (the scheduler will try it), *parked* (its last
+//! try found no room: the best few become ready again when a unit of this
+//! home ends, and the best `depth` at each tick) or *waiting* (for
+//! something other than room, such as a dependency or a reservation's
+//! start: all of them are tried again at each tick). Retrying only the head
+//! of a long queue for room is what Slurm's `default_queue_depth` does: a
+//! home with 10,000 queued jobs otherwise tried every one of them each
+//! second to learn that no node had room.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::record::{JobRecord, JobState, UnitRecord};
 
@@ -22,6 +27,9 @@ fn key(job: &JobRecord) -> Key {
 pub struct Queue {
     ready: BTreeSet<Key>,
     parked: BTreeSet<Key>,
+    waiting: BTreeSet<Key>,
+    /// Jobs being placed whose try ended waiting for something else than room.
+    waits: HashSet<String>,
     /// Taken by a placement that has not finished.
     placing: HashMap<String, Key>,
     /// Cores and memory of this home's units running on each node.
@@ -42,7 +50,9 @@ impl Queue {
             let k = key(after);
             self.ready.remove(&k);
             self.parked.remove(&k);
+            self.waiting.remove(&k);
             self.placing.remove(&after.id);
+            self.waits.remove(&after.id);
         }
         if is_queued && !was_queued {
             self.ready.insert(key(after));
@@ -79,15 +89,29 @@ impl Queue {
     /// A placement is done with `id`: if the job is still queued (no room,
     /// or waiting for a dependency) it is parked until room may appear.
     pub fn finish(&mut self, id: &str) {
+        let waits = self.waits.remove(id);
         if let Some(k) = self.placing.remove(id) {
-            self.parked.insert(k);
+            if waits {
+                self.waiting.insert(k);
+            } else {
+                self.parked.insert(k);
+            }
         }
     }
 
-    /// Makes every parked job ready again.
-    pub fn unpark_all(&mut self) {
-        let parked = std::mem::take(&mut self.parked);
-        self.ready.extend(parked);
+    /// The try of `id` under way waits for something else than room.
+    pub fn mark_waiting(&mut self, id: &str) {
+        if self.placing.contains_key(id) {
+            self.waits.insert(id.to_owned());
+        }
+    }
+
+    /// The periodic retry: every waiting job, and the `depth` best of those
+    /// parked for room.
+    pub fn unpark_on_tick(&mut self, depth: usize) {
+        let waiting = std::mem::take(&mut self.waiting);
+        self.ready.extend(waiting);
+        self.unpark(depth);
     }
 
     /// Makes the `n` best parked jobs ready (a unit ended: room for a few).
@@ -105,7 +129,7 @@ impl Queue {
     }
 
     pub fn queued_len(&self) -> usize {
-        self.ready.len() + self.parked.len() + self.placing.len()
+        self.ready.len() + self.parked.len() + self.waiting.len() + self.placing.len()
     }
 
     /// Cores and memory this home's units hold on `node`, with what
@@ -153,7 +177,7 @@ mod tests {
         }
         assert_eq!(q.take(2), ["n.2", "n.3"]);
         assert_eq!(q.take(5), ["n.1"]);
-        q.unpark_all();
+        q.unpark_on_tick(10);
         assert!(
             q.take(5).is_empty(),
             "jobs being placed are never taken twice"
@@ -162,8 +186,36 @@ mod tests {
             q.finish(id);
         }
         assert!(q.take(5).is_empty(), "finished tries wait parked");
-        q.unpark_all();
+        q.unpark_on_tick(10);
         assert_eq!(q.ready_len(), 3);
+    }
+
+    #[test]
+    fn a_tick_retries_the_head_of_those_parked_for_room_and_all_that_wait_for_more() {
+        let mut q = Queue::default();
+        for i in 0..10u64 {
+            q.track(None, &job(&format!("n.{i}"), 0, i));
+        }
+        let all = q.take(10);
+        // n.8 and n.9 wait for a dependency; the rest found no room.
+        q.mark_waiting("n.8");
+        q.mark_waiting("n.9");
+        for id in &all {
+            q.finish(id);
+        }
+        q.mark_waiting("n.0"); // not being placed: no effect
+        assert_eq!(q.queued_len(), 10);
+        q.unpark(3);
+        assert_eq!(
+            q.take(10),
+            ["n.0", "n.1", "n.2"],
+            "a unit's end: the best parked"
+        );
+        for id in ["n.0", "n.1", "n.2"] {
+            q.finish(id);
+        }
+        q.unpark_on_tick(2);
+        assert_eq!(q.take(10), ["n.0", "n.1", "n.8", "n.9"]);
     }
 
     #[test]
