@@ -106,6 +106,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             walltime: Some(Duration::from_secs(60)),
         },
         credential: None,
+        note: None,
     };
     let mut latencies = Vec::with_capacity(n);
     let t = Instant::now();

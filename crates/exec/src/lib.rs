@@ -61,7 +61,7 @@ pub use executor::{Executor, FREEZE_TIMEOUT, LAUNCH_TIMEOUT, SUPERVISOR_LOST};
 pub use forkserver::FORK_SERVER_ARG;
 pub use spec::{
     CPU_PERIOD_US, CREDENTIAL_PATH, CheckpointSignal, DEFAULT_PATH, DEFAULT_PIDS, KILL_GRACE,
-    LaunchSpec, Limits, Secret, Stream, UNIT_NAME_MAX, validate_unit_name,
+    LaunchSpec, Limits, NOTE_BYTES_MAX, Secret, Stream, UNIT_NAME_MAX, validate_unit_name,
 };
 pub use statedir::{is_tmpfs, prepare_private_parent, state_dir_for};
 pub use status::{LimitExceeded, UnitState, UnitStatus, Usage};

@@ -92,7 +92,15 @@ pub struct LaunchSpec {
     /// never touches a disk and goes with the unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<Secret>,
+    /// The caller's own record of the unit, kept with it and given back by
+    /// [`crate::Executor::spec`]: what a daemon that lost its copy in a
+    /// crash needs to adopt the unit again. At most [`NOTE_BYTES_MAX`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
+
+/// Longest [`LaunchSpec::note`].
+pub const NOTE_BYTES_MAX: usize = 64 * 1024;
 
 /// Where a unit finds its [`LaunchSpec::credential`].
 pub const CREDENTIAL_PATH: &str = "/tmp/.xos-token";
@@ -210,6 +218,11 @@ impl LaunchSpec {
         }
         absolute("stdout", &self.stdout)?;
         absolute("stderr", &self.stderr)?;
+        if self.note.as_ref().is_some_and(|n| n.len() > NOTE_BYTES_MAX) {
+            return Err(ExecError::InvalidSpec(format!(
+                "the note is longer than {NOTE_BYTES_MAX} bytes"
+            )));
+        }
         Ok(())
     }
 
@@ -275,6 +288,7 @@ mod tests {
             gid: 61000,
             limits: Limits::default(),
             credential: None,
+            note: None,
         }
     }
 
@@ -326,6 +340,15 @@ mod tests {
         s.env = vec![("PATH".into(), "/opt/bin".into())];
         assert_eq!(s.search_path(), "/opt/bin");
         assert_eq!(spec().search_path(), DEFAULT_PATH);
+    }
+
+    #[test]
+    fn a_note_is_bounded() {
+        let mut s = spec();
+        s.note = Some("n".repeat(NOTE_BYTES_MAX));
+        s.validate().unwrap();
+        s.note = Some("n".repeat(NOTE_BYTES_MAX + 1));
+        assert!(s.validate().unwrap_err().to_string().contains("note"));
     }
 
     #[test]

@@ -36,6 +36,7 @@ fn specs_round_trip_through_json() {
             ..Limits::default()
         },
         credential: None,
+        note: None,
     };
     let text = serde_json::to_string(&spec).unwrap();
     assert_eq!(serde_json::from_str::<LaunchSpec>(&text).unwrap(), spec);

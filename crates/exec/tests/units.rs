@@ -904,6 +904,7 @@ fn launcher_helper() {
         gid: GID,
         limits: Limits::default(),
         credential: None,
+        note: None,
     };
     let st = exec.launch(&spec).unwrap();
     println!("launched {}", st.supervisor_pid.unwrap());

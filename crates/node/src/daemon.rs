@@ -616,10 +616,20 @@ fn open_jobs(config: &NodeConfig, store: &Arc<Store>) -> anyhow::Result<JobsStat
         .context("cannot set up job execution (cgroups, unit directory)")?;
         // Units whose end the home has are kept on disk only (for their
         // output), not in memory.
-        let units = store
-            .read(crate::jobs::machine::query::units)?
+        let stored = store.read(crate::jobs::machine::query::units)?;
+        let known: std::collections::HashSet<&str> =
+            stored.iter().map(|u| u.unit.as_str()).collect();
+        let found = crate::jobs::resource::adoptable(&exec, &known);
+        for unit in &found {
+            store.execute(
+                &crate::jobs::machine::JobMachine,
+                crate::jobs::machine::JobCommand::PutUnit { unit: unit.clone() },
+            )?;
+        }
+        let units = stored
             .into_iter()
             .filter(|u| !u.reported)
+            .chain(found)
             .collect();
         let mut capacity = host_capacity();
         capacity.cores = config.jobs.cores.unwrap_or(capacity.cores);

@@ -608,6 +608,48 @@ async fn jobs_survive_a_daemon_restart_and_node_deaths_are_handled() {
 }
 
 #[tokio::test]
+async fn a_unit_whose_record_a_crash_lost_is_adopted_from_its_executor() {
+    if !root_or_skip("a_unit_whose_record_a_crash_lost_is_adopted_from_its_executor") {
+        return;
+    }
+    use xtreem_node::jobs::machine::{JobCommand, JobMachine, query};
+    let (mut g, alice, _) = job_site(2).await;
+    let mut a = jobs(&g, 0, &alice);
+    let id = submit(&mut a, "executable = \"/bin/sh\"\nargs = [\"-c\", \"sleep 3; echo adopted\"]\nconstraints = \"name == node-2\"\n").await;
+    until(&mut a, &id, Duration::from_secs(10), |j| {
+        j.state == "running"
+    })
+    .await;
+
+    // A resource node records a started unit without waiting for the disk:
+    // kill -9 it, and take the record out of its store as a crash before
+    // the sync would have.
+    g.kill9(1).unwrap();
+    let store = xtreem_store::Store::open(&g.node(1).data_dir().join("state.redb")).unwrap();
+    let units: Vec<String> = store
+        .read(query::units)
+        .unwrap()
+        .into_iter()
+        .filter(|u| u.job == id)
+        .map(|u| u.unit)
+        .collect();
+    for unit in units {
+        store
+            .execute(&JobMachine, JobCommand::ForgetUnit { unit })
+            .unwrap();
+    }
+    drop(store);
+
+    // Back up, the node adopts the unit from its executor, and the end
+    // reaches the home with the unit's output.
+    g.restart(1).await.unwrap();
+    let info = wait(&mut a, &id).await;
+    assert_eq!(info.state, "done", "{info:#?}");
+    assert_eq!(info.units[0].node, "node-2", "{info:#?}");
+    assert_eq!(output(&mut a, &id).await.trim(), "adopted");
+}
+
+#[tokio::test]
 async fn when_the_home_dies_xps_elsewhere_still_shows_its_running_job() {
     if !root_or_skip("when_the_home_dies_xps_elsewhere_still_shows_its_running_job") {
         return;

@@ -85,6 +85,7 @@ impl Fixture {
             gid: GID,
             limits: Limits::default(),
             credential: None,
+            note: None,
         }
     }
 

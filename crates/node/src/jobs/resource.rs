@@ -5,7 +5,7 @@
 //! a node declared dead may come back running an attempt the home has
 //! restarted elsewhere).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -410,7 +410,18 @@ impl ResourceSide {
         lock(&self.units).insert(unit.unit.clone(), unit);
     }
 
-    fn put(&self, shared: &NodeShared, unit: LocalUnit) -> super::writer::Durable {
+    /// Holds `unit`'s new state and queues it for the store, without a
+    /// wait for the disk: a unit the store lost in a crash is adopted from
+    /// the note its executor keeps ([`adoptable`]).
+    fn put(&self, shared: &NodeShared, unit: LocalUnit) {
+        let mut units = lock(&self.units);
+        units.insert(unit.unit.clone(), unit.clone());
+        shared.jobs.writer.send(JobCommand::PutUnit { unit });
+    }
+
+    /// Like [`ResourceSide::put`]; the returned promise says when it is on
+    /// disk.
+    fn put_durably(&self, shared: &NodeShared, unit: LocalUnit) -> super::writer::Durable {
         let mut units = lock(&self.units);
         units.insert(unit.unit.clone(), unit.clone());
         shared.jobs.writer.write(JobCommand::PutUnit { unit })
@@ -569,7 +580,6 @@ pub async fn launch(
         }
     }
     let mut answers = Vec::new();
-    let mut durable = Vec::new();
     for rank in &request.ranks {
         let unit = start_unit(
             shared, &job_id, &spec, &request, *rank, &owner, &mapping, &workdir,
@@ -578,17 +588,12 @@ pub async fn launch(
         answers.push(unit.record.to_pb());
         let over = unit.record.state.is_over();
         let name = unit.unit.clone();
-        durable.push(side.put(shared, unit));
+        side.put(shared, unit);
         if over {
             side.release(&name);
         } else {
             tokio::spawn(watch_unit(Arc::clone(shared), name));
         }
-    }
-    for d in durable {
-        d.done()
-            .await
-            .map_err(|e| Status::internal(format!("cannot record the units: {e}")))?;
     }
     Ok(pb::LaunchResponse {
         admitted: true,
@@ -721,50 +726,9 @@ async fn start_unit(
     }
     let mut argv = vec![spec.executable.clone()];
     argv.extend(spec.args.iter().cloned());
-    let launch = LaunchSpec {
-        unit: unit.clone(),
-        argv,
-        env,
-        workdir: workdir.to_path_buf(),
-        stdin: spec.stdin.as_deref().map(in_workdir),
-        stdout: stdout.clone(),
-        stderr: stderr.clone(),
-        uid: mapping.uid,
-        gid: mapping.gid,
-        limits: Limits {
-            cores: spec.resources.cores,
-            memory_bytes: spec.resources.memory_bytes,
-            pids: UNIT_PIDS_MAX,
-            walltime: spec.resources.walltime_secs.map(Duration::from_secs),
-        },
-        // The owner's credential, so the job can call the grid as its
-        // owner; it lives in the unit's private /tmp only.
-        credential: Some(xtreem_exec::Secret(request.token.clone())),
-    };
-    let shared2 = Arc::clone(shared);
-    let started = tokio::task::spawn_blocking(move || {
-        let side = shared2.jobs.resource.as_ref().ok_or("no resource side")?;
-        side.exec.launch(&launch).map_err(|e| e.to_string())
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("the launch task failed: {e}")));
     let now = unix_now_millis();
-    let record = match started {
-        Ok(status) => unit_record(rank, shared, request.attempt, &status),
-        Err(why) => UnitRecord {
-            rank,
-            node: shared.config.name.to_string(),
-            state: UnitState::Failed,
-            exit: None,
-            reason: format!("cannot start: {why}"),
-            started_unix_ms: now,
-            ended_unix_ms: now,
-            usage: Usage::default(),
-            attempt: request.attempt,
-        },
-    };
-    LocalUnit {
-        unit,
+    let mut local = LocalUnit {
+        unit: unit.clone(),
         job: job.to_string(),
         home: job.home.clone(),
         name: spec.name.clone(),
@@ -778,7 +742,17 @@ async fn start_unit(
         stdout: stdout.display().to_string(),
         stderr: stderr.display().to_string(),
         submitted_unix_ms: now,
-        record,
+        record: UnitRecord {
+            rank,
+            node: shared.config.name.to_string(),
+            state: UnitState::Running,
+            exit: None,
+            reason: String::new(),
+            started_unix_ms: now,
+            ended_unix_ms: 0,
+            usage: Usage::default(),
+            attempt: request.attempt,
+        },
         reported: false,
         workdir: workdir.display().to_string(),
         reservation: spec.reservation.clone(),
@@ -790,7 +764,51 @@ async fn start_unit(
                 signal: c.signal,
                 files: c.files.clone(),
             }),
-    }
+    };
+    let launch = LaunchSpec {
+        unit: unit.clone(),
+        argv,
+        env,
+        workdir: workdir.to_path_buf(),
+        stdin: spec.stdin.as_deref().map(in_workdir),
+        stdout,
+        stderr,
+        uid: mapping.uid,
+        gid: mapping.gid,
+        limits: Limits {
+            cores: spec.resources.cores,
+            memory_bytes: spec.resources.memory_bytes,
+            pids: UNIT_PIDS_MAX,
+            walltime: spec.resources.walltime_secs.map(Duration::from_secs),
+        },
+        // The owner's credential, so the job can call the grid as its
+        // owner; it lives in the unit's private /tmp only.
+        credential: Some(xtreem_exec::Secret(request.token.clone())),
+        // The unit's record goes to the store without a wait for the disk:
+        // after a crash that lost it, the daemon adopts the unit from here.
+        note: serde_json::to_string(&local).ok(),
+    };
+    let shared2 = Arc::clone(shared);
+    let started = tokio::task::spawn_blocking(move || {
+        let side = shared2.jobs.resource.as_ref().ok_or("no resource side")?;
+        side.exec.launch(&launch).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the launch task failed: {e}")));
+    local.record = match started {
+        Ok(status) => unit_record(rank, shared, request.attempt, &status),
+        Err(why) => {
+            let now = unix_now_millis();
+            UnitRecord {
+                state: UnitState::Failed,
+                reason: format!("cannot start: {why}"),
+                started_unix_ms: now,
+                ended_unix_ms: now,
+                ..local.record
+            }
+        }
+    };
+    local
 }
 
 /// A unit's record from the executor's status.
@@ -873,8 +891,8 @@ pub async fn watch_unit(shared: Arc<NodeShared>, unit: String) {
         }
     }
     if differs_from_exit_file {
-        // Not awaited: the report below carries it too.
-        drop(side.put(&shared, ended));
+        // The report below carries it too.
+        side.put(&shared, ended);
     } else {
         // Memory only: after a crash the executor still knows how the unit
         // ended (its exit file) and re-adoption reads it from there; the
@@ -967,6 +985,43 @@ async fn send_report(shared: &Arc<NodeShared>, local: &LocalUnit) -> Result<(), 
     result.map(|_| ())
 }
 
+/// Units the executor runs (or ran) that are not among `known`, rebuilt
+/// from the note each was launched with: a unit's record is queued for the
+/// store without a wait for the disk, so a crash can lose it while the
+/// unit lives on under its supervisor. A unit without a readable note is
+/// left alone, with a warning.
+pub fn adoptable(exec: &Executor, known: &HashSet<&str>) -> Vec<LocalUnit> {
+    let names = match exec.units() {
+        Ok(names) => names,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the executor's units");
+            return Vec::new();
+        }
+    };
+    let mut found = Vec::new();
+    for name in names.iter().filter(|n| !known.contains(n.as_str())) {
+        let note = exec.spec(name).map(|s| s.note);
+        let unit = match &note {
+            Ok(Some(text)) => serde_json::from_str::<LocalUnit>(text).map_err(|e| e.to_string()),
+            Ok(None) => Err("it was launched without a note".to_owned()),
+            Err(e) => Err(e.to_string()),
+        };
+        match unit {
+            Ok(unit) if unit.unit == *name => {
+                tracing::info!(unit = %name, "adopting a unit whose record was lost in a crash");
+                found.push(unit);
+            }
+            Ok(unit) => tracing::warn!(
+                unit = %name,
+                note_names = %unit.unit,
+                "a unit's note names another unit; left alone"
+            ),
+            Err(why) => tracing::warn!(unit = %name, "cannot adopt a unit: {why}"),
+        }
+    }
+    found
+}
+
 /// Units this node ran before the daemon restarted: watched again if they
 /// still run, reported if their end has not reached the home yet.
 pub fn adopt(shared: &Arc<NodeShared>) {
@@ -1011,7 +1066,7 @@ pub async fn signal_units(shared: &Arc<NodeShared>, job: &str, signal: i32) -> R
                     && !unit.record.state.is_over()
                 {
                     unit.record.state = state;
-                    side.put(shared, unit).done().await.ok();
+                    side.put_durably(shared, unit).done().await.ok();
                 }
             }
             Err(e) => tracing::warn!(unit = %unit.unit, error = %e, "cannot signal a unit"),

@@ -115,6 +115,7 @@ async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64, tempfile::
                     ..Default::default()
                 },
                 credential: None,
+                note: None,
             };
             exec.launch(&spec)?;
             let status = exec.wait(&unit).await?;
