@@ -621,9 +621,9 @@ async fn a_unit_whose_record_a_crash_lost_is_adopted_from_its_executor() {
     })
     .await;
 
-    // A resource node records a started unit without waiting for the disk:
-    // kill -9 it, and take the record out of its store as a crash before
-    // the sync would have.
+    // A resource node keeps a running unit's record in memory (and writes
+    // other records without waiting for the disk): kill -9 it, and make
+    // sure its store has no record of the unit.
     g.kill9(1).unwrap();
     let store = xtreem_store::Store::open(&g.node(1).data_dir().join("state.redb")).unwrap();
     let units: Vec<String> = store

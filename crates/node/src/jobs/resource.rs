@@ -392,17 +392,27 @@ impl ResourceSide {
             .collect()
     }
 
-    /// Not awaited: if a crash loses the mark, the restarted daemon reports
-    /// the unit again (as lost, its state being removed by then), and the
-    /// home, which holds its end already, ignores that.
-    fn forget(&self, shared: &NodeShared, mut unit: LocalUnit) {
+    /// Marks `unit` as reported and queues that for the store, without a
+    /// wait for the disk: if a crash loses the mark, the restarted daemon
+    /// reports the unit again (as lost, if its state is removed by then),
+    /// and the home, which holds its end already, ignores that. The unit
+    /// stays in memory until the store has it (then [`Self::drop_reported`]),
+    /// so its output can be found all along.
+    fn mark_reported(&self, shared: &NodeShared, mut unit: LocalUnit) -> super::writer::Written {
         unit.reported = true;
-        let mut units = lock(&self.units);
-        units.remove(&unit.unit);
-        shared.jobs.writer.send(JobCommand::UnitReported {
+        lock(&self.units).insert(unit.unit.clone(), unit.clone());
+        shared.jobs.writer.apply(JobCommand::UnitReported {
             unit,
             at_unix_ms: unix_now_millis(),
-        });
+        })
+    }
+
+    /// Forgets a reported unit in memory: its record is in the store.
+    fn drop_reported(&self, unit: &str) {
+        let mut units = lock(&self.units);
+        if units.get(unit).is_some_and(|u| u.reported) {
+            units.remove(unit);
+        }
     }
 
     /// Holds `unit`'s new state in memory only.
@@ -411,8 +421,7 @@ impl ResourceSide {
     }
 
     /// Holds `unit`'s new state and queues it for the store, without a
-    /// wait for the disk: a unit the store lost in a crash is adopted from
-    /// the note its executor keeps ([`adoptable`]).
+    /// wait for the disk.
     fn put(&self, shared: &NodeShared, unit: LocalUnit) {
         let mut units = lock(&self.units);
         units.insert(unit.unit.clone(), unit.clone());
@@ -421,7 +430,7 @@ impl ResourceSide {
 
     /// Like [`ResourceSide::put`]; the returned promise says when it is on
     /// disk.
-    fn put_durably(&self, shared: &NodeShared, unit: LocalUnit) -> super::writer::Durable {
+    fn put_durably(&self, shared: &NodeShared, unit: LocalUnit) -> super::writer::Written {
         let mut units = lock(&self.units);
         units.insert(unit.unit.clone(), unit.clone());
         shared.jobs.writer.write(JobCommand::PutUnit { unit })
@@ -588,10 +597,14 @@ pub async fn launch(
         answers.push(unit.record.to_pb());
         let over = unit.record.state.is_over();
         let name = unit.unit.clone();
-        side.put(shared, unit);
         if over {
+            side.put(shared, unit);
             side.release(&name);
         } else {
+            // Memory only until its end: while the unit runs, its executor
+            // holds all a restarted daemon needs ([`adoptable`]), and most
+            // units end before a write would have reached the disk.
+            side.remember(unit);
             tokio::spawn(watch_unit(Arc::clone(shared), name));
         }
     }
@@ -921,20 +934,24 @@ pub async fn report(shared: Arc<NodeShared>, unit: String) {
             Ok(()) => {
                 // The home holds the unit's record now; this node keeps it
                 // on disk only, to serve its output.
-                side.forget(&shared, local);
+                let stored = side.mark_reported(&shared, local);
                 // Blocking (cgroup and directory removal): off the runtime.
-                let shared = Arc::clone(&shared);
+                let removal = (Arc::clone(&shared), unit.clone());
                 let removed = tokio::task::spawn_blocking(move || {
+                    let (shared, unit) = removal;
                     shared
                         .jobs
                         .resource
                         .as_ref()
                         .map_or(Ok(()), |side| side.exec.remove(&unit))
-                        .map_err(|e| (unit, e))
                 })
                 .await;
-                if let Ok(Err((unit, e))) = removed {
+                if let Ok(Err(e)) = removed {
                     tracing::debug!(unit, error = %e, "cannot remove the unit's state");
+                }
+                match stored.done().await {
+                    Ok(_) => side.drop_reported(&unit),
+                    Err(e) => tracing::warn!(unit, error = %e, "cannot record a unit's end"),
                 }
                 return;
             }

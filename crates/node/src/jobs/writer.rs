@@ -36,9 +36,30 @@ const UNSYNCED_MAX_AGE: Duration = Duration::from_millis(50);
 
 type Reply = oneshot::Sender<Result<Vec<String>, String>>;
 
+/// What the sender of a command waits for.
+enum Wait {
+    /// Its batch is on disk: the batch is committed with a sync.
+    Durable(Reply),
+    /// Its batch is committed (readers of the store see it), synced or not.
+    Applied(Reply),
+}
+
+impl Wait {
+    fn needs_sync(&self) -> bool {
+        matches!(self, Wait::Durable(_))
+    }
+
+    fn reply(self, result: Result<Vec<String>, String>) {
+        let (Wait::Durable(reply) | Wait::Applied(reply)) = self;
+        let _ = reply.send(result);
+    }
+}
+
+type Item = (JobCommand, Option<Wait>);
+
 #[derive(Clone)]
 pub struct Writer {
-    tx: mpsc::Sender<(JobCommand, Option<Reply>)>,
+    tx: mpsc::Sender<Item>,
 }
 
 impl Writer {
@@ -63,20 +84,31 @@ impl Writer {
 
     /// Queues `command` now (so it keeps its place in the order of changes)
     /// and returns what to await for it to be durable.
-    pub fn write(&self, command: JobCommand) -> Durable {
+    pub fn write(&self, command: JobCommand) -> Written {
         let (reply, answer) = oneshot::channel();
-        if self.tx.send((command, Some(reply))).is_err() {
+        if self.tx.send((command, Some(Wait::Durable(reply)))).is_err() {
             tracing::error!("the job writer has stopped; a job change is not saved");
         }
-        Durable(answer)
+        Written(answer)
+    }
+
+    /// Queues `command` like [`Writer::send`] (no disk sync is asked for)
+    /// and returns what to await for readers of the store to see it.
+    pub fn apply(&self, command: JobCommand) -> Written {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send((command, Some(Wait::Applied(reply)))).is_err() {
+            tracing::error!("the job writer has stopped; a job change is not saved");
+        }
+        Written(answer)
     }
 }
 
-/// The promise that a queued command gets written.
-pub struct Durable(oneshot::Receiver<Result<Vec<String>, String>>);
+/// The promise that a queued command gets written: on disk for
+/// [`Writer::write`], in the store for [`Writer::apply`].
+pub struct Written(oneshot::Receiver<Result<Vec<String>, String>>);
 
-impl Durable {
-    /// The machine's output once the command is on disk.
+impl Written {
+    /// The machine's output once the command is written.
     pub async fn done(self) -> Result<Vec<String>, String> {
         self.0
             .await
@@ -84,7 +116,7 @@ impl Durable {
     }
 }
 
-fn write_loop(store: &Store, rx: mpsc::Receiver<(JobCommand, Option<Reply>)>) {
+fn write_loop(store: &Store, rx: mpsc::Receiver<Item>) {
     let mut batch = Vec::with_capacity(BATCH_MAX);
     let mut busy = false;
     // When the oldest commit not yet on disk was made.
@@ -118,9 +150,11 @@ fn write_loop(store: &Store, rx: mpsc::Receiver<(JobCommand, Option<Reply>)>) {
             drain(&rx, &mut batch);
         }
         busy = batch.len() >= BUSY_BATCH;
-        let durable = batch.iter().any(|(_, reply)| reply.is_some())
+        let durable = batch
+            .iter()
+            .any(|(_, wait)| wait.as_ref().is_some_and(Wait::needs_sync))
             || unsynced_since.is_some_and(|t| t.elapsed() >= UNSYNCED_MAX_AGE);
-        let (commands, replies): (Vec<JobCommand>, Vec<Option<Reply>>) = batch.drain(..).unzip();
+        let (commands, replies): (Vec<JobCommand>, Vec<Option<Wait>>) = batch.drain(..).unzip();
         let written = if durable {
             store.execute_many(&JobMachine, &commands)
         } else {
@@ -133,9 +167,9 @@ fn write_loop(store: &Store, rx: mpsc::Receiver<(JobCommand, Option<Reply>)>) {
                 } else {
                     unsynced_since.get_or_insert_with(Instant::now);
                 }
-                for (reply, output) in replies.into_iter().zip(outputs) {
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(output));
+                for (wait, output) in replies.into_iter().zip(outputs) {
+                    if let Some(wait) = wait {
+                        wait.reply(Ok(output));
                     }
                 }
             }
@@ -150,10 +184,7 @@ fn write_loop(store: &Store, rx: mpsc::Receiver<(JobCommand, Option<Reply>)>) {
 }
 
 /// Moves what is queued into `batch`, up to `BATCH_MAX`.
-fn drain(
-    rx: &mpsc::Receiver<(JobCommand, Option<Reply>)>,
-    batch: &mut Vec<(JobCommand, Option<Reply>)>,
-) {
+fn drain(rx: &mpsc::Receiver<Item>, batch: &mut Vec<Item>) {
     while batch.len() < BATCH_MAX {
         match rx.try_recv() {
             Ok(next) => batch.push(next),
@@ -167,7 +198,7 @@ fn drain(
 fn write_one_by_one(
     store: &Store,
     commands: Vec<JobCommand>,
-    replies: Vec<Option<Reply>>,
+    replies: Vec<Option<Wait>>,
     batch_error: &StoreError,
 ) -> bool {
     tracing::warn!(error = %batch_error, "a batch of job changes failed; writing them one by one");
@@ -180,8 +211,8 @@ fn write_one_by_one(
             Ok(_) => any_written = true,
             Err(e) => tracing::error!(error = %e, "a job change could not be saved"),
         }
-        if let Some(reply) = reply {
-            let _ = reply.send(result);
+        if let Some(wait) = reply {
+            wait.reply(result);
         }
     }
     any_written
@@ -224,6 +255,23 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(held(&store), vec![("r-a".into(), 50), ("r-b".into(), 7)]);
+    }
+
+    #[tokio::test]
+    async fn an_applied_change_is_readable_once_its_promise_resolves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("jobs.redb")).unwrap());
+        let writer = Writer::start(Arc::clone(&store));
+        for cores in 1..=20 {
+            writer
+                .apply(JobCommand::PutHeld {
+                    reservation: reservation(&format!("r-{cores}"), cores),
+                })
+                .done()
+                .await
+                .unwrap();
+            assert_eq!(held(&store).len(), cores as usize);
+        }
     }
 
     #[tokio::test]
