@@ -985,61 +985,66 @@ pub async fn unit_ended(
     let usage: Option<UsageRecord> = serde_json::from_str(&request.usage).ok();
     let now = unix_now_millis();
     let mut kill_on = Vec::new();
-    let result = shared
-        .jobs
-        .update_durably(&request.job, usage.into_iter().collect(), |j| {
-            if j.attempt != unit.attempt {
-                return false;
-            }
-            let Some(slot) = j.units.get_mut(unit.rank as usize) else {
-                return false;
-            };
-            if slot.state.is_over() && slot.node == unit.node {
-                return false;
-            }
-            *slot = unit.clone();
-            j.event(
-                now,
-                format!(
-                    "unit {} on {} {}{}",
-                    unit.rank,
-                    unit.node,
-                    unit.exit
-                        .map(Exit::text)
-                        .unwrap_or_else(|| unit.state.name().to_owned()),
-                    if unit.reason.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" ({})", unit.reason)
-                    }
-                ),
-            );
-            if j.state == JobState::Queued {
-                j.state = JobState::Running;
-            }
-            if j.started_unix_ms == 0 {
-                j.started_unix_ms = if unit.started_unix_ms > 0 {
-                    unit.started_unix_ms
-                } else {
-                    now
+    let persisting =
+        shared
+            .jobs
+            .update_then_persist(&request.job, usage.into_iter().collect(), |j| {
+                if j.attempt != unit.attempt {
+                    return false;
+                }
+                let Some(slot) = j.units.get_mut(unit.rank as usize) else {
+                    return false;
                 };
-            }
-            kill_on = settle(j, now);
-            true
-        })
-        .await
-        .map_err(Status::internal)?;
+                if slot.state.is_over() && slot.node == unit.node {
+                    return false;
+                }
+                *slot = unit.clone();
+                j.event(
+                    now,
+                    format!(
+                        "unit {} on {} {}{}",
+                        unit.rank,
+                        unit.node,
+                        unit.exit
+                            .map(Exit::text)
+                            .unwrap_or_else(|| unit.state.name().to_owned()),
+                        if unit.reason.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", unit.reason)
+                        }
+                    ),
+                );
+                if j.state == JobState::Queued {
+                    j.state = JobState::Running;
+                }
+                if j.started_unix_ms == 0 {
+                    j.started_unix_ms = if unit.started_unix_ms > 0 {
+                        unit.started_unix_ms
+                    } else {
+                        now
+                    };
+                }
+                kill_on = settle(j, now);
+                true
+            });
+    if persisting.is_some() {
+        // Room for a few waiting jobs, and parked ones with dependencies on
+        // this job may go too: at once, not after this end's disk sync.
+        // Their placements are written after it, so a crash cannot keep a
+        // placement and lose the end that made room for it.
+        shared.jobs.unpark(UNPARK_PER_END);
+        shared.jobs.wake.notify_one();
+    }
+    let result = match persisting {
+        Some(p) => Some(p.durable().await.map_err(Status::internal)?),
+        None => None,
+    };
     if let Some(job) = &result
         && job.state.is_terminal()
         && !job.saved.is_empty()
     {
         super::checkpoint::discard(shared, &job.id);
-    }
-    if result.is_some() {
-        // Room for a few waiting jobs; parked ones with dependencies on
-        // this job may go too.
-        shared.jobs.unpark(UNPARK_PER_END);
-        shared.jobs.wake.notify_one();
     }
     if result.is_some() && !kill_on.is_empty() {
         let shared = Arc::clone(shared);

@@ -213,32 +213,45 @@ impl JobsState {
         usage: Vec<xtreem_job::UsageRecord>,
         change: impl FnOnce(&mut JobRecord) -> bool,
     ) -> Result<Option<JobRecord>, String> {
-        let answer = {
-            let mut active = lock(&self.active);
-            let Some(job) = active.get_mut(id) else {
-                return Ok(None);
-            };
-            let before = job.clone();
-            if !change(job) {
-                return Ok(None);
-            }
-            let record = job.clone();
-            lock(&self.queue).track(Some(&before), &record);
-            if record.state.is_terminal() {
-                active.remove(id);
-                lock(&self.specs).remove(id);
-                lock(&self.unsent_attempts).remove(id);
-            }
-            let write = self.writer.write(JobCommand::Put {
-                job: record.clone(),
-                usage,
-            });
-            (record, write)
-        };
-        let (record, write) = answer;
-        write.done().await?;
-        self.changed.send_modify(|v| *v += 1);
-        Ok(Some(record))
+        match self.update_then_persist(id, usage, change) {
+            Some(pending) => pending.durable().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`JobsState::update`]: the change is in memory (and in the
+    /// queue's accounts) when this returns, and the caller awaits
+    /// [`Persisting::durable`] before it answers for it. What the change
+    /// freed may be used meanwhile: anything decided on it is written
+    /// after it, so a crash never keeps the decision without the change.
+    pub fn update_then_persist(
+        &self,
+        id: &str,
+        usage: Vec<xtreem_job::UsageRecord>,
+        change: impl FnOnce(&mut JobRecord) -> bool,
+    ) -> Option<Persisting<'_>> {
+        let mut active = lock(&self.active);
+        let job = active.get_mut(id)?;
+        let before = job.clone();
+        if !change(job) {
+            return None;
+        }
+        let record = job.clone();
+        lock(&self.queue).track(Some(&before), &record);
+        if record.state.is_terminal() {
+            active.remove(id);
+            lock(&self.specs).remove(id);
+            lock(&self.unsent_attempts).remove(id);
+        }
+        let write = self.writer.write(JobCommand::Put {
+            job: record.clone(),
+            usage,
+        });
+        Some(Persisting {
+            jobs: self,
+            record,
+            write,
+        })
     }
 
     /// Sets the reason of an active job in memory only: a reason is shown,
@@ -324,6 +337,22 @@ impl JobsState {
 
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()
+    }
+}
+
+/// A job's change made in memory whose record is on its way to the disk.
+pub struct Persisting<'a> {
+    jobs: &'a JobsState,
+    record: JobRecord,
+    write: writer::Written,
+}
+
+impl Persisting<'_> {
+    /// The new record, once it is durable.
+    pub async fn durable(self) -> Result<JobRecord, String> {
+        self.write.done().await?;
+        self.jobs.changed.send_modify(|v| *v += 1);
+        Ok(self.record)
     }
 }
 
