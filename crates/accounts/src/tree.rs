@@ -420,7 +420,13 @@ pub fn prepare_scratch(root: &Path, uid: u32, gid: u32) -> Result<PathBuf> {
         }
         return finish_scratch(dir.as_fd(), &path, uid, gid).map(|()| path);
     }
-    finish_scratch(fd.as_fd(), &path, uid, gid)?;
+    // A job's every launch comes here: an existing directory already right
+    // costs no writes.
+    let right =
+        stat.st_uid == uid && stat.st_gid == gid && stat.st_mode & 0o7777 == SCRATCH_DIR_MODE;
+    if created || !right {
+        finish_scratch(fd.as_fd(), &path, uid, gid)?;
+    }
     Ok(path)
 }
 
@@ -536,5 +542,10 @@ mod tests {
         std::fs::write(path.join("f"), "x").unwrap();
         prepare_scratch(&root.path().join("sub"), me, gid).unwrap();
         assert!(path.join("f").exists());
+        // ... and puts its mode right if it was changed.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        prepare_scratch(&root.path().join("sub"), me, gid).unwrap();
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o700);
     }
 }
