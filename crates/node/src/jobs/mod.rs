@@ -184,24 +184,7 @@ impl JobsState {
         usage: Vec<xtreem_job::UsageRecord>,
         change: impl FnOnce(&mut JobRecord) -> bool,
     ) -> Option<JobRecord> {
-        let mut active = lock(&self.active);
-        let job = active.get_mut(id)?;
-        let before = job.clone();
-        if !change(job) {
-            return None;
-        }
-        let record = job.clone();
-        lock(&self.queue).track(Some(&before), &record);
-        if record.state.is_terminal() {
-            active.remove(id);
-            lock(&self.specs).remove(id);
-            lock(&self.unsent_attempts).remove(id);
-        }
-        self.writer.send(JobCommand::Put {
-            job: record.clone(),
-            usage,
-        });
-        drop(active);
+        let (record, ()) = self.change(id, usage, change, |c| self.writer.send(c))?;
         self.changed.send_modify(|v| *v += 1);
         Some(record)
     }
@@ -230,6 +213,24 @@ impl JobsState {
         usage: Vec<xtreem_job::UsageRecord>,
         change: impl FnOnce(&mut JobRecord) -> bool,
     ) -> Option<Persisting<'_>> {
+        let (record, write) = self.change(id, usage, change, |c| self.writer.write(c))?;
+        Some(Persisting {
+            jobs: self,
+            record,
+            write,
+        })
+    }
+
+    /// Applies `change` to active job `id` under the lock and hands the new
+    /// record to `queue` (the writer) before the lock is released, so the
+    /// store gets a job's records in the order they were made.
+    fn change<W>(
+        &self,
+        id: &str,
+        usage: Vec<xtreem_job::UsageRecord>,
+        change: impl FnOnce(&mut JobRecord) -> bool,
+        queue: impl FnOnce(JobCommand) -> W,
+    ) -> Option<(JobRecord, W)> {
         let mut active = lock(&self.active);
         let job = active.get_mut(id)?;
         let before = job.clone();
@@ -243,15 +244,11 @@ impl JobsState {
             lock(&self.specs).remove(id);
             lock(&self.unsent_attempts).remove(id);
         }
-        let write = self.writer.write(JobCommand::Put {
+        let queued = queue(JobCommand::Put {
             job: record.clone(),
             usage,
         });
-        Some(Persisting {
-            jobs: self,
-            record,
-            write,
-        })
+        Some((record, queued))
     }
 
     /// Sets the reason of an active job in memory only: a reason is shown,
