@@ -1003,10 +1003,10 @@ async fn send_report(shared: &Arc<NodeShared>, local: &LocalUnit) -> Result<(), 
 }
 
 /// Units the executor runs (or ran) that are not among `known`, rebuilt
-/// from the note each was launched with: a unit's record is queued for the
-/// store without a wait for the disk, so a crash can lose it while the
-/// unit lives on under its supervisor. A unit without a readable note is
-/// left alone, with a warning.
+/// from the note each was launched with: a running unit's record is not
+/// written to the store before its end, so after any stop of the daemon
+/// the note is where a unit still running under its supervisor is found.
+/// A unit without a readable note is left alone, with a warning.
 pub fn adoptable(exec: &Executor, known: &HashSet<&str>) -> Vec<LocalUnit> {
     let names = match exec.units() {
         Ok(names) => names,
@@ -1024,8 +1024,15 @@ pub fn adoptable(exec: &Executor, known: &HashSet<&str>) -> Vec<LocalUnit> {
             Err(e) => Err(e.to_string()),
         };
         match unit {
-            Ok(unit) if unit.unit == *name => {
-                tracing::info!(unit = %name, "adopting a unit whose record was lost in a crash");
+            Ok(mut unit) if unit.unit == *name => {
+                tracing::info!(unit = %name, "adopting a unit from its executor's note");
+                // The note was written at the launch; a STOP since froze it.
+                if exec
+                    .status(name)
+                    .is_ok_and(|s| s.state == ExecState::Frozen)
+                {
+                    unit.record.state = UnitState::Suspended;
+                }
                 found.push(unit);
             }
             Ok(unit) => tracing::warn!(
