@@ -93,8 +93,9 @@ pub struct LaunchSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential: Option<Secret>,
     /// The caller's own record of the unit, kept with it and given back by
-    /// [`crate::Executor::spec`]: what a daemon that lost its copy in a
-    /// crash needs to adopt the unit again. At most [`NOTE_BYTES_MAX`].
+    /// [`crate::Executor::spec`]: what a daemon that holds no copy of it
+    /// (after a stop or a crash) needs to adopt the unit again. At most
+    /// [`NOTE_BYTES_MAX`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

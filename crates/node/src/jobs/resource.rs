@@ -797,8 +797,8 @@ async fn start_unit(
         // The owner's credential, so the job can call the grid as its
         // owner; it lives in the unit's private /tmp only.
         credential: Some(xtreem_exec::Secret(request.token.clone())),
-        // The unit's record goes to the store without a wait for the disk:
-        // after a crash that lost it, the daemon adopts the unit from here.
+        // A running unit's record is not stored: a restarted daemon adopts
+        // the unit from here ([`adoptable`]).
         note: serde_json::to_string(&local).ok(),
     };
     let shared2 = Arc::clone(shared);
