@@ -75,3 +75,29 @@ pub fn cgroup_parent_for(node: &str, data_dir: &std::path::Path) -> String {
     let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
     format!("xtreem-{node}-{}", hex::encode(&digest[..4]))
 }
+
+/// The standalone supervisor program this crate builds (`src/bin`).
+pub const SUPERVISOR_PROGRAM: &str = "xtreem-supervisor";
+
+/// The supervisor command for a daemon whose program is `daemon_exe`: the
+/// standalone [`SUPERVISOR_PROGRAM`] installed beside it if there is one,
+/// else `<daemon_exe> supervise` (the daemon's hidden subcommand).
+///
+/// Both run the same code. The standalone one is preferred because every
+/// unit's supervisor is a fork of a process running it: a program a thirtieth
+/// the daemon's size has fewer mappings and relocated pages to copy at each
+/// fork, fault in afterwards and tear down at each exit.
+pub fn supervisor_command(daemon_exe: &std::path::Path) -> Vec<std::ffi::OsString> {
+    if let Some(dir) = daemon_exe.parent() {
+        let standalone = dir.join(SUPERVISOR_PROGRAM);
+        if is_executable_file(&standalone) {
+            return vec![standalone.into_os_string()];
+        }
+    }
+    vec![daemon_exe.as_os_str().to_owned(), "supervise".into()]
+}
+
+fn is_executable_file(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}

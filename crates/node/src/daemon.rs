@@ -600,7 +600,8 @@ struct Endpoints<'a> {
 const JOB_LIST_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// The jobs state; on a resource node also the executor, whose units'
-/// supervisors are this binary run as `xosd supervise DIR`.
+/// supervisors are `xtreem-supervisor` installed beside this binary, or
+/// this binary run as `xosd supervise DIR`.
 fn open_jobs(config: &NodeConfig, store: &Arc<Store>) -> anyhow::Result<JobsState> {
     let resource = if config.has_role(Role::Resource) {
         let exe = std::env::current_exe().context("cannot find this program to run supervisors")?;
@@ -608,12 +609,10 @@ fn open_jobs(config: &NodeConfig, store: &Arc<Store>) -> anyhow::Result<JobsStat
             config.jobs.state_dir.clone().unwrap_or_else(|| {
                 xtreem_exec::state_dir_for(config.name.as_str(), &config.data_dir)
             });
-        let exec = xtreem_exec::Executor::open(
-            state_dir,
-            vec![exe.into_os_string(), "supervise".into()],
-            &cgroup_parent(config),
-        )
-        .context("cannot set up job execution (cgroups, unit directory)")?;
+        let supervisor = xtreem_exec::supervisor_command(&exe);
+        tracing::info!(command = ?supervisor, "unit supervisors");
+        let exec = xtreem_exec::Executor::open(state_dir, supervisor, &cgroup_parent(config))
+            .context("cannot set up job execution (cgroups, unit directory)")?;
         // Units whose end the home has are kept on disk only (for their
         // output), not in memory.
         let stored = store.read(crate::jobs::machine::query::units)?;

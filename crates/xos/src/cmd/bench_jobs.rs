@@ -89,10 +89,7 @@ async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64, tempfile::
     let state_dir = xtreem_exec::state_dir_for(&node, tmp.path());
     let exec = xtreem_exec::Executor::open(
         state_dir.clone(),
-        vec![
-            xosd_next_to_current_exe()?.into_os_string(),
-            "supervise".into(),
-        ],
+        xtreem_exec::supervisor_command(&xosd_next_to_current_exe()?),
         &xtreem_exec::cgroup_parent_for(&node, tmp.path()),
     )?;
     let run = async {
