@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
@@ -16,11 +16,11 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use xtreem_util::time::unix_now_millis;
 
-use crate::cgroup::{self, CgroupBackend, CgroupConfig, CgroupVersion, FreezeState};
+use crate::cgroup::{self, CgroupBackend, CgroupConfig, CgroupVersion, FreezeState, Reuse};
 use crate::error::{ExecError, io_err};
 use crate::files::{self, EXIT, Liveness, SPEC, STARTED};
 use crate::forkserver::ForkServer;
-use crate::spec::{LaunchSpec, Stream, validate_unit_name};
+use crate::spec::{LaunchSpec, Limits, Stream, validate_unit_name};
 use crate::status::{ExitRecord, Report, StartedRecord, UnitState, UnitStatus, Usage};
 use crate::supervisor::SupervisorInput;
 
@@ -55,6 +55,29 @@ pub struct Executor {
     children: Mutex<HashMap<String, Child>>,
     /// Forks the supervisors (`None`: spawn each one).
     fork_server: Mutex<Option<ForkServer>>,
+    /// The report pipes of units this process launched that run: their
+    /// supervisors send the end there (see [`Executor::wait`]).
+    reports: Mutex<HashMap<String, PendingReport>>,
+    /// Units whose supervisor `wait` saw end (its pipe closed, after its
+    /// lock was released): `remove` need not look at the lock.
+    gone: Mutex<HashSet<String>>,
+    /// The cgroup limits of the units this process launched, until removed.
+    limits: Mutex<HashMap<String, Limits>>,
+    /// Idle cgroups this process parked, newest last: a launch hands one
+    /// to its supervisor (see [`Reuse`]). Some may have been taken by a
+    /// supervisor that listed them; it then lists the others.
+    idle: Mutex<Vec<Reuse>>,
+}
+
+/// Most idle cgroups `idle` remembers (the pool itself is bounded too).
+const IDLE_REMEMBERED: usize = 64;
+
+/// A running unit's report pipe (non-blocking read end), with what was
+/// read past the start line.
+#[derive(Debug)]
+struct PendingReport {
+    fd: OwnedFd,
+    read: Vec<u8>,
 }
 
 impl Drop for Executor {
@@ -163,6 +186,10 @@ impl Executor {
             warnings,
             launching: Mutex::new(HashSet::new()),
             children: Mutex::new(HashMap::new()),
+            reports: Mutex::new(HashMap::new()),
+            gone: Mutex::new(HashSet::new()),
+            limits: Mutex::new(HashMap::new()),
+            idle: Mutex::new(Vec::new()),
         })
     }
 
@@ -283,6 +310,7 @@ impl Executor {
         let input = SupervisorInput {
             spec: spec.clone(),
             cgroup: self.cgroup_config.clone(),
+            reuse: self.idle_for(&spec.limits),
         };
         let bytes = serde_json::to_vec(&input).map_err(|e| ExecError::State {
             path: dir.join(SPEC),
@@ -298,15 +326,18 @@ impl Executor {
             .map_err(io_err(format!("writing {}", spec_path.display())))?;
         files::create_lock(&dir)?;
 
-        let (report_r, report_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| ExecError::io("pipe", io::Error::from(e)))?;
+        // Non-blocking: `wait` reads the end from the runtime. The
+        // supervisor writes two short lines, which never fill the pipe.
+        let (report_r, report_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                .map_err(|e| ExecError::io("pipe", io::Error::from(e)))?;
         let child = if self.request_fork(&dir, &report_w) {
             drop(report_w);
             None
         } else {
             Some(self.spawn_supervisor(&dir, report_w)?)
         };
-        let line = read_report(report_r, LAUNCH_TIMEOUT);
+        let line = read_report(&report_r, LAUNCH_TIMEOUT);
         if matches!(line, Ok(None)) {
             // It ended without a word: reap it now.
             if let Some(mut child) = child {
@@ -324,7 +355,7 @@ impl Executor {
         {
             children.insert(unit.to_string(), child);
         }
-        let Some(line) = line? else {
+        let Some((line, rest)) = line? else {
             return Err(ExecError::Supervisor("no report".into()));
         };
         let report: Report = serde_json::from_slice(&line).map_err(|e| {
@@ -334,8 +365,22 @@ impl Executor {
             ))
         })?;
         Ok(match report {
-            Report::Started(s) => running_status(unit, &s, Usage::default()),
-            Report::Failed(rec) => rec.into_status(unit),
+            Report::Started(s) => {
+                if let Ok(mut limits) = self.limits.lock() {
+                    limits.insert(unit.to_string(), spec.limits.clone());
+                }
+                if let Ok(mut reports) = self.reports.lock() {
+                    reports.insert(
+                        unit.to_string(),
+                        PendingReport {
+                            fd: report_r,
+                            read: rest,
+                        },
+                    );
+                }
+                running_status(unit, &s, Usage::default())
+            }
+            Report::Failed(rec) | Report::Ended(rec) => rec.into_status(unit),
         })
     }
 
@@ -504,9 +549,23 @@ impl Executor {
     /// Resolves when the unit has ended (also for units started before a
     /// daemon restart): waits on a pidfd of the supervisor, polling when
     /// that is not possible.
+    ///
+    /// A unit this process launched sends its end on its report pipe,
+    /// which is read first; the unit directory is looked at only if the
+    /// pipe ends without it (a supervisor killed, say).
     pub async fn wait(&self, unit: &str) -> Result<UnitStatus, ExecError> {
         // `status` says first if there is no such unit.
         let dir = self.unit_dir(unit)?;
+        let pending = self.reports.lock().ok().and_then(|mut r| r.remove(unit));
+        if let Some(pending) = pending
+            && let Some((record, gone)) = read_end(pending).await
+        {
+            if gone && let Ok(mut set) = self.gone.lock() {
+                set.insert(unit.to_string());
+            }
+            self.reap(unit);
+            return Ok(record.into_status(unit));
+        }
         loop {
             // Whether the unit has ended is all we need to know: the exit
             // record, else the supervisor's pid from its lock, without the
@@ -624,7 +683,8 @@ impl Executor {
         if self.is_launching(unit) {
             return Err(ExecError::StillRunning(unit.to_string()));
         }
-        if matches!(self.unit_liveness(unit, &dir)?, Liveness::Alive(_)) {
+        let seen_gone = self.gone.lock().is_ok_and(|mut set| set.remove(unit));
+        if !seen_gone && matches!(self.unit_liveness(unit, &dir)?, Liveness::Alive(_)) {
             // A supervisor that recorded the exit is in its last moments.
             let ended = files::read_json::<ExitRecord>(&dir, EXIT)?.is_some();
             let until = Instant::now() + EXITING_SUPERVISOR_WAIT;
@@ -639,19 +699,48 @@ impl Executor {
             }
         }
         self.reap(unit);
+        if let Ok(mut reports) = self.reports.lock() {
+            reports.remove(unit);
+        }
         // The supervisor emptied the cgroup before it ended; only a lost
         // supervisor's unit may still have processes, and then the removal
         // fails (EBUSY): kill them and try again. An absent cgroup is fine.
-        if self.cgroup.remove(unit).is_err() {
-            let until = Instant::now() + Duration::from_secs(2);
-            while self.cgroup.kill_all(unit).is_ok_and(|n| n > 0) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(5));
+        let parked = match self.cgroup.remove(unit) {
+            Ok(parked) => parked,
+            Err(_) => {
+                let until = Instant::now() + Duration::from_secs(2);
+                while self.cgroup.kill_all(unit).is_ok_and(|n| n > 0) && Instant::now() < until {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                self.cgroup
+                    .remove(unit)
+                    .map_err(io_err(format!("removing the cgroup of {unit}")))?
             }
-            self.cgroup
-                .remove(unit)
-                .map_err(io_err(format!("removing the cgroup of {unit}")))?;
+        };
+        let limits = self.limits.lock().ok().and_then(|mut l| l.remove(unit));
+        if let (Some(index), Some(limits)) = (parked, limits)
+            && let Ok(mut idle) = self.idle.lock()
+        {
+            // Parked at `index` now: whatever was remembered there before
+            // was taken since.
+            idle.retain(|r| r.index != index);
+            if idle.len() >= IDLE_REMEMBERED {
+                idle.remove(0);
+            }
+            idle.push(Reuse { index, limits });
         }
         files::remove_unit_dir(&dir).map_err(io_err(format!("removing {}", dir.display())))
+    }
+
+    /// An idle cgroup for a unit with `limits`, forgotten here as it is
+    /// handed out: one with the same limits if there is.
+    fn idle_for(&self, limits: &Limits) -> Option<Reuse> {
+        let mut idle = self.idle.lock().ok()?;
+        let at = idle
+            .iter()
+            .rposition(|r| r.same_limits(limits))
+            .or_else(|| idle.len().checked_sub(1))?;
+        Some(idle.remove(at))
     }
 
     /// Removes our cgroup subtree if no unit and no supervisor is left in it
@@ -768,16 +857,21 @@ fn log_tail(dir: &Path) -> String {
     }
 }
 
-/// Reads the supervisor's one-line report: `None` on EOF without a line.
-fn read_report(fd: OwnedFd, timeout: Duration) -> Result<Option<Vec<u8>>, ExecError> {
+/// A report line and what was read past it.
+type FirstLine = (Vec<u8>, Vec<u8>);
+
+/// Reads the supervisor's first report line from its (non-blocking)
+/// pipe: `None` on EOF without a line. Also returns what was read past
+/// the line (a short unit's end may be there already).
+fn read_report(fd: &OwnedFd, timeout: Duration) -> Result<Option<FirstLine>, ExecError> {
     let until = Instant::now() + timeout;
-    let mut file = fs::File::from(fd);
     let mut buf = Vec::with_capacity(512);
     let mut chunk = [0u8; 4096];
     loop {
         if let Some(end) = buf.iter().position(|b| *b == b'\n') {
+            let rest = buf.split_off(end + 1);
             buf.truncate(end);
-            return Ok(Some(buf));
+            return Ok(Some((buf, rest)));
         }
         let left = until.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -787,7 +881,7 @@ fn read_report(fd: OwnedFd, timeout: Duration) -> Result<Option<Vec<u8>>, ExecEr
             )));
         }
         let mut pfd = libc::pollfd {
-            fd: file.as_raw_fd(),
+            fd: fd.as_raw_fd(),
             events: libc::POLLIN,
             revents: 0,
         };
@@ -804,11 +898,92 @@ fn read_report(fd: OwnedFd, timeout: Duration) -> Result<Option<Vec<u8>>, ExecEr
         if rc == 0 {
             continue;
         }
-        match file.read(&mut chunk) {
+        // SAFETY: read(2) into a buffer we own, on a descriptor we own.
+        let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
+        match usize::try_from(n) {
             Ok(0) => return Ok(None),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(ExecError::io("reading the supervisor's report", e)),
+            Ok(n) => buf.extend_from_slice(&chunk[..n.min(chunk.len())]),
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
+                ) {
+                    return Err(ExecError::io("reading the supervisor's report", e));
+                }
+            }
+        }
+    }
+}
+
+/// Reads a running unit's end from its report pipe: the exit record, and
+/// whether the pipe then closed (the supervisor has released its lock and
+/// is gone) within [`EXITING_SUPERVISOR_WAIT`]. `None` if the pipe ended
+/// or failed without the record.
+async fn read_end(pending: PendingReport) -> Option<(ExitRecord, bool)> {
+    let PendingReport { fd, read: mut buf } = pending;
+    let mut record: Option<ExitRecord> = None;
+    let mut chunk = [0u8; 4096];
+    let mut registered: Option<tokio::io::unix::AsyncFd<OwnedFd>> = None;
+    let mut fd = Some(fd);
+    loop {
+        if record.is_none()
+            && let Some(end) = buf.iter().position(|b| *b == b'\n')
+        {
+            match serde_json::from_slice::<Report>(&buf[..end]) {
+                Ok(Report::Ended(rec)) => record = Some(rec),
+                _ => return None,
+            }
+            buf.drain(..=end);
+        }
+        let raw = match (&registered, &fd) {
+            (Some(afd), _) => afd.get_ref().as_raw_fd(),
+            (None, Some(fd)) => fd.as_raw_fd(),
+            (None, None) => return None,
+        };
+        // SAFETY: read(2) into a buffer we own, on a descriptor we own.
+        let n = unsafe { libc::read(raw, chunk.as_mut_ptr().cast(), chunk.len()) };
+        match usize::try_from(n) {
+            Ok(0) => return record.map(|r| (r, true)),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n.min(chunk.len())]);
+                continue;
+            }
+            Err(_) => {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::Interrupted => continue,
+                    io::ErrorKind::WouldBlock => {}
+                    _ => return record.map(|r| (r, false)),
+                }
+            }
+        }
+        // Nothing to read yet: wait for the pipe (a short unit's end is
+        // usually there already, so this is rarely registered).
+        if registered.is_none() {
+            let owned = fd.take()?;
+            // SAFETY: the descriptor is ours and stays open (owned by the
+            // AsyncFd) while it is registered.
+            let afd = unsafe {
+                tokio::io::unix::AsyncFd::register_with_interest(
+                    owned,
+                    tokio::io::Interest::READABLE,
+                )
+            };
+            registered = Some(afd.ok()?);
+        }
+        let afd = registered.as_ref()?;
+        let ready = if record.is_some() {
+            match tokio::time::timeout(EXITING_SUPERVISOR_WAIT, afd.readable()).await {
+                Ok(ready) => ready,
+                Err(_) => return record.map(|r| (r, false)),
+            }
+        } else {
+            afd.readable().await
+        };
+        match ready {
+            Ok(mut guard) => guard.clear_ready(),
+            Err(_) => return record.map(|r| (r, false)),
         }
     }
 }

@@ -101,10 +101,13 @@ impl ExitRecord {
     }
 }
 
-/// The one line the supervisor writes to the launcher's pipe.
+/// The lines the supervisor writes to the launcher's pipe: `Started` then
+/// `Ended`, or `Failed` alone.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Report {
     Started(StartedRecord),
     Failed(ExitRecord),
+    /// The unit's end, as `exit.json` has it (sent after writing it).
+    Ended(ExitRecord),
 }

@@ -261,6 +261,43 @@ fn limits_do_not_follow_the_cgroup() {
 }
 
 #[test]
+fn a_unit_with_the_same_limits_has_them_on_a_reused_cgroup() {
+    require_root!();
+    let Some(fx) = v1_fixture("reuse-same-limits") else {
+        return;
+    };
+    let limits = Limits {
+        cores: 1,
+        memory_bytes: 64 << 20,
+        pids: 7,
+        walltime: None,
+    };
+    let end = run_and_remove(&fx, "first", &["true"], limits.clone());
+    assert_eq!(end.state, UnitState::Exited { code: 0 }, "{end:?}");
+    assert_eq!(idle(&fx), 1);
+    // The executor hands the parked cgroup to the next supervisor, which
+    // writes no limit that is already right: they must still be there.
+    let mut spec = fx.spec("second", &["sleep", "30"]);
+    spec.limits = limits;
+    fx.exec.launch(&spec).unwrap();
+    assert_eq!(idle(&fx), 0, "second reuses first's cgroup");
+    let period: u64 = read(&fx, "cpu", "second", "cpu.cfs_period_us")
+        .parse()
+        .unwrap();
+    assert_eq!(
+        read(&fx, "cpu", "second", "cpu.cfs_quota_us"),
+        period.to_string()
+    );
+    assert_eq!(read(&fx, "pids", "second", "pids.max"), "7");
+    assert_eq!(
+        read(&fx, "memory", "second", "memory.limit_in_bytes"),
+        (64u64 << 20).to_string()
+    );
+    fx.exec.signal("second", libc::SIGKILL).unwrap();
+    fx.wait("second", WAIT);
+}
+
+#[test]
 fn concurrent_reuse_keeps_the_hierarchies_consistent() {
     require_root!();
     let Some(fx) = v1_fixture("reuse-many") else {

@@ -98,6 +98,25 @@ impl CgroupConfig {
     }
 }
 
+/// An idle cgroup the executor parked (v1: `_idle-<index>`), with the
+/// limits it still has: a supervisor given it takes that one, without
+/// listing the idle ones, and writes no limit that is already right.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reuse {
+    pub index: usize,
+    pub limits: Limits,
+}
+
+impl Reuse {
+    /// Whether a unit with `limits` would write nothing into this cgroup's
+    /// limit files (the walltime is not one of them).
+    pub fn same_limits(&self, limits: &Limits) -> bool {
+        self.limits.cores == limits.cores
+            && self.limits.memory_bytes == limits.memory_bytes
+            && self.limits.pids == limits.pids
+    }
+}
+
 /// The operations the executor and the supervisor need. Implementations
 /// are cheap to call from a freshly forked child (`join_files` is computed
 /// before the fork).
@@ -106,10 +125,15 @@ pub trait CgroupBackend: Send + Sync + std::fmt::Debug {
     /// Creates our subtree and its `_supervisors` leaf (v2: enables the
     /// controllers on the way down). Returns warnings.
     fn setup_parent(&self) -> Result<Vec<String>, ExecError>;
-    /// Creates the unit's cgroup (v1: taking an idle one if there is; else
-    /// reusing an empty leftover) and sets its limits. Returns warnings for
-    /// limits that cannot be enforced.
-    fn create(&self, unit: &str, limits: &Limits) -> Result<Vec<String>, ExecError>;
+    /// Creates the unit's cgroup (v1: taking `reuse` or another idle one if
+    /// there is; else reusing an empty leftover) and sets its limits.
+    /// Returns warnings for limits that cannot be enforced.
+    fn create(
+        &self,
+        unit: &str,
+        limits: &Limits,
+        reuse: Option<&Reuse>,
+    ) -> Result<Vec<String>, ExecError>;
     /// The files a single-threaded process writes `0` into to join the
     /// unit. v1: `tasks`, which moves only the calling thread and so skips
     /// the kernel's global threadgroup lock (whose RCU grace period costs
@@ -156,9 +180,9 @@ pub trait CgroupBackend: Send + Sync + std::fmt::Debug {
     fn kill_all(&self, unit: &str) -> io::Result<u32>;
     fn exists(&self, unit: &str) -> bool;
     /// Removes the unit's (empty) cgroup, or (v1) resets it and keeps it
-    /// idle for a later `create`; absent is fine. Fails (`EBUSY`) while
-    /// processes are in it.
-    fn remove(&self, unit: &str) -> io::Result<()>;
+    /// idle for a later `create`, returning its index then; absent is fine.
+    /// Fails (`EBUSY`) while processes are in it.
+    fn remove(&self, unit: &str) -> io::Result<Option<usize>>;
     /// Removes the idle cgroups, `_supervisors` and our subtree if they are
     /// empty.
     fn remove_parent(&self) -> io::Result<()>;

@@ -20,15 +20,20 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{
-    CgPath, CgroupBackend, CgroupVersion, FreezeState, SUPERVISORS, V1Hierarchy, cg_err,
+    CgPath, CgroupBackend, CgroupVersion, FreezeState, Reuse, SUPERVISORS, V1Hierarchy, cg_err,
     inherited_dir, mkdir, parse, read_cg, read_procs_cg, rmdir, signal_pids, write_cg,
     write_if_present_cg,
 };
 use crate::error::ExecError;
 use crate::spec::{CPU_PERIOD_US, Limits, fmt_bytes};
 use crate::status::Usage;
+
+/// Whether `blkio.reset_stats` has been seen to zero the statistics
+/// `usage` reports (see `reset_for_reuse`).
+static BLKIO_RESET_WORKS: AtomicBool = AtomicBool::new(false);
 
 /// Prefix of the idle cgroups kept for reuse.
 const IDLE_PREFIX: &str = "_idle-";
@@ -55,6 +60,17 @@ fn idle_name(k: usize) -> String {
 /// The index of an idle cgroup's name.
 fn idle_index(name: &str) -> Option<usize> {
     name.strip_prefix(IDLE_PREFIX)?.parse().ok()
+}
+
+fn cpu_not_mounted(cores: u32) -> String {
+    format!("cpu controller not mounted: {cores} cores not enforced")
+}
+
+fn swap_not_accounted(memory_bytes: u64) -> String {
+    format!(
+        "swap is not accounted: the {} limit covers RAM only",
+        fmt_bytes(memory_bytes)
+    )
 }
 
 /// A cheap, stable spread of a name over `0..n` (FNV-1a), so concurrent
@@ -245,13 +261,12 @@ impl CgroupV1 {
         // Concurrent supervisors start at different candidates: by the
         // unit's name, as every supervisor's own pid is 1.
         let start = spread(unit, idle.len());
-        let mut taken = None;
         for i in 0..idle.len() {
             let name = idle_name(idle[(start + i) % idle.len()]);
             match self.at(0, &name).rename_to(&self.at(0, unit)) {
                 Ok(()) => {
-                    taken = Some(name);
-                    break;
+                    self.take_rest(unit, &name, &mut placed);
+                    return placed;
                 }
                 // Another supervisor took it.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -259,9 +274,31 @@ impl CgroupV1 {
                 Err(_) => return placed,
             }
         }
-        let Some(name) = taken else {
-            return placed;
-        };
+        placed
+    }
+
+    /// Renames the idle cgroup `name` to `unit`, as `take_idle` does with
+    /// one it found. `None`: `name` is not there (taken by another
+    /// supervisor), so the caller looks for another.
+    fn take_named(&self, unit: &str, name: &str) -> Option<Vec<bool>> {
+        let mut placed = vec![false; self.parents.len()];
+        if self.parents.is_empty() {
+            return Some(placed);
+        }
+        match self.at(0, name).rename_to(&self.at(0, unit)) {
+            Ok(()) => {
+                self.take_rest(unit, name, &mut placed);
+                Some(placed)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            // E.g. a leftover `unit`: `create` makes do with that.
+            Err(_) => Some(placed),
+        }
+    }
+
+    /// After the first hierarchy's rename of `name` to `unit`: the others.
+    fn take_rest(&self, unit: &str, name: &str, placed: &mut [bool]) {
+        let name = name.to_owned();
         placed[0] = true;
         for (i, placed) in placed.iter_mut().enumerate().skip(1) {
             let from = self.at(i, &name);
@@ -276,7 +313,6 @@ impl CgroupV1 {
                 }
             }
         }
-        placed
     }
 
     /// Whether an ended unit's cgroups can be parked for reuse, resetting
@@ -318,34 +354,33 @@ impl CgroupV1 {
                 return Ok(false);
             }
         }
-        // After force_empty, so the peak restarts from what is left.
-        for f in [
-            "memory.max_usage_in_bytes",
-            "memory.memsw.max_usage_in_bytes",
-            "memory.failcnt",
-            "memory.memsw.failcnt",
-        ] {
-            write_if_present_cg(&mem.join(f), "0")?;
-        }
+        // After force_empty, so the peak restarts from what is left. Only
+        // the counters `usage` reports: each write is an open, a write and
+        // a close of a cgroup file, per unit.
+        write_if_present_cg(&mem.join("memory.max_usage_in_bytes"), "0")?;
         write_if_present_cg(&self.required("cpuacct", unit).join("cpuacct.usage"), "0")?;
         if let Some(blkio) = self.dir("blkio", unit) {
             write_if_present_cg(&blkio.join("blkio.reset_stats"), "0")?;
-            // Not every kernel resets the throttling statistics we report.
-            if self.io_bytes(unit)? != (0, 0) {
-                return Ok(false);
+            // Not every kernel resets the throttling statistics we report:
+            // checked until it has once, as the kernel does not change.
+            if !BLKIO_RESET_WORKS.load(Ordering::Relaxed) {
+                if self.io_bytes(unit)? != (0, 0) {
+                    return Ok(false);
+                }
+                BLKIO_RESET_WORKS.store(true, Ordering::Relaxed);
             }
         }
         Ok(true)
     }
 
-    /// Parks an ended unit's cgroups as `_idle-K`. `Ok(false)`: they are not
-    /// reusable or the pool is full; the caller removes them. On an error,
-    /// the ones renamed already are removed.
-    fn park(&self, unit: &str) -> io::Result<bool> {
+    /// Parks an ended unit's cgroups as `_idle-K`, returning K. `Ok(None)`:
+    /// they are not reusable or the pool is full; the caller removes them.
+    /// On an error, the ones renamed already are removed.
+    fn park(&self, unit: &str) -> io::Result<Option<usize>> {
         // The first hierarchy last: see the module documentation.
         let order: Vec<usize> = (0..self.parents.len()).rev().collect();
         let Some((&claim, others)) = order.split_first() else {
-            return Ok(false);
+            return Ok(None);
         };
         // A free index is one whose name is free where the claim is made.
         // Looking names up rather than listing the parent keeps the cost
@@ -357,7 +392,7 @@ impl CgroupV1 {
             .filter(|&k| !self.at(claim, &idle_name(k)).probably_exists())
             .peekable();
         if free.peek().is_none() || !self.reset_for_reuse(unit)? {
-            return Ok(false);
+            return Ok(None);
         }
         for k in free {
             let name = idle_name(k);
@@ -377,9 +412,28 @@ impl CgroupV1 {
                     return Err(e);
                 }
             }
-            return Ok(true);
+            return Ok(Some(k));
         }
-        Ok(false)
+        Ok(None)
+    }
+
+    /// The warnings `create` gives for `limits` where a unit's cgroup has
+    /// them in place already (taken from the idle ones): what this setup
+    /// cannot enforce.
+    fn limit_warnings(&self, unit: &str, limits: &Limits) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if limits.cores > 0 && self.dir("cpu", unit).is_none() {
+            warnings.push(cpu_not_mounted(limits.cores));
+        }
+        if limits.memory_bytes > 0
+            && !self
+                .required("memory", unit)
+                .join("memory.memsw.limit_in_bytes")
+                .probably_exists()
+        {
+            warnings.push(swap_not_accounted(limits.memory_bytes));
+        }
+        warnings
     }
 
     /// Bytes read and written, from the blkio hierarchy (zeros without it).
@@ -412,9 +466,24 @@ impl CgroupBackend for CgroupV1 {
         Ok(Vec::new())
     }
 
-    fn create(&self, unit: &str, limits: &Limits) -> Result<Vec<String>, ExecError> {
+    fn create(
+        &self,
+        unit: &str,
+        limits: &Limits,
+        reuse: Option<&Reuse>,
+    ) -> Result<Vec<String>, ExecError> {
+        let named = reuse.and_then(|r| Some((self.take_named(unit, &idle_name(r.index))?, r)));
+        let (placed, limits_in_place) = match named {
+            Some((placed, r)) => {
+                let whole = placed.iter().all(|p| *p);
+                (placed, whole && r.same_limits(limits))
+            }
+            None => (self.take_idle(unit), false),
+        };
+        if limits_in_place {
+            return Ok(self.limit_warnings(unit, limits));
+        }
         let mut warnings = Vec::new();
-        let placed = self.take_idle(unit);
         for (i, placed) in placed.into_iter().enumerate() {
             if placed {
                 continue;
@@ -443,10 +512,7 @@ impl CgroupBackend for CgroupV1 {
                 let f = dir.join("cpu.cfs_quota_us");
                 write_cg(&f, "-1").map_err(cg_err(f.whole()))?;
             }
-            None if limits.cores > 0 => warnings.push(format!(
-                "cpu controller not mounted: {} cores not enforced",
-                limits.cores
-            )),
+            None if limits.cores > 0 => warnings.push(cpu_not_mounted(limits.cores)),
             None => {}
         }
         let mem = self.required("memory", unit);
@@ -467,10 +533,7 @@ impl CgroupBackend for CgroupV1 {
                 // Without it the job would swap instead of hitting the limit.
                 write_cg(&memsw, &limit).map_err(cg_err(memsw.whole()))?;
             } else {
-                warnings.push(format!(
-                    "swap is not accounted: the {} limit covers RAM only",
-                    fmt_bytes(limits.memory_bytes)
-                ));
+                warnings.push(swap_not_accounted(limits.memory_bytes));
             }
         }
         let f = self.required("pids", unit).join("pids.max");
@@ -595,10 +658,10 @@ impl CgroupBackend for CgroupV1 {
         self.required("freezer", unit).exists()
     }
 
-    fn remove(&self, unit: &str) -> io::Result<()> {
+    fn remove(&self, unit: &str) -> io::Result<Option<usize>> {
         match self.park(unit) {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
+            Ok(Some(k)) => return Ok(Some(k)),
+            Ok(None) => {}
             Err(e) => {
                 tracing::debug!(target: "xtreem_exec", unit, "cannot keep the cgroup for reuse: {e}")
             }
@@ -606,7 +669,7 @@ impl CgroupBackend for CgroupV1 {
         for i in 0..self.parents.len() {
             self.at(i, unit).rmdir()?;
         }
-        Ok(())
+        Ok(None)
     }
 
     fn remove_parent(&self) -> io::Result<()> {

@@ -6,8 +6,8 @@ use std::io;
 use std::path::PathBuf;
 
 use super::{
-    CgroupBackend, CgroupVersion, FreezeState, SUPERVISORS, cg_err, mkdir, parse, read_optional,
-    read_procs, rmdir, signal_pids, write_if_present, write_value,
+    CgroupBackend, CgroupVersion, FreezeState, Reuse, SUPERVISORS, cg_err, mkdir, parse,
+    read_optional, read_procs, rmdir, signal_pids, write_if_present, write_value,
 };
 use crate::error::ExecError;
 use crate::spec::{CPU_PERIOD_US, Limits, fmt_bytes};
@@ -98,7 +98,12 @@ impl CgroupBackend for CgroupV2 {
         Ok(warnings)
     }
 
-    fn create(&self, unit: &str, limits: &Limits) -> Result<Vec<String>, ExecError> {
+    fn create(
+        &self,
+        unit: &str,
+        limits: &Limits,
+        _reuse: Option<&Reuse>,
+    ) -> Result<Vec<String>, ExecError> {
         let mut warnings = Vec::new();
         let dir = self.dir(unit);
         if let Err(e) = mkdir(&dir) {
@@ -235,8 +240,8 @@ impl CgroupBackend for CgroupV2 {
         self.dir(unit).is_dir()
     }
 
-    fn remove(&self, unit: &str) -> io::Result<()> {
-        rmdir(&self.dir(unit))
+    fn remove(&self, unit: &str) -> io::Result<Option<usize>> {
+        rmdir(&self.dir(unit)).map(|()| None)
     }
 
     fn remove_parent(&self) -> io::Result<()> {

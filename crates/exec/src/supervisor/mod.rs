@@ -28,10 +28,13 @@
 //! and execs; its host pid and an exec failure travel back on a
 //! close-on-exec pipe (EOF after the pid means the exec succeeded).
 //!
-//! S reports to the launcher on its stdout (a pipe) with one JSON line, and
-//! records `started.json` and `exit.json` in the unit directory (temporary
-//! file + rename). It holds an flock on `supervisor.lock` for its whole life:
-//! whoever can take that lock knows the supervisor is gone.
+//! S reports to the launcher on its stdout (a pipe) with JSON lines (the
+//! start, then the end; or the failure to start), and records
+//! `started.json` and `exit.json` in the unit directory (temporary file +
+//! rename). It holds an flock on `supervisor.lock` for its whole life:
+//! whoever can take that lock knows the supervisor is gone. It releases the
+//! lock before it closes the pipe, so a launcher that reads the pipe to its
+//! end knows that too.
 
 pub(crate) mod child;
 
@@ -46,7 +49,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use xtreem_util::time::unix_now_millis;
 
-use crate::cgroup::{CgroupBackend, CgroupConfig, CgroupVersion, FreezeState, SUPERVISORS};
+use crate::cgroup::{CgroupBackend, CgroupConfig, CgroupVersion, FreezeState, Reuse, SUPERVISORS};
 use crate::files::{self, EXIT, LOCK, LOG, SPEC, STARTED};
 use crate::spec::{KILL_GRACE, LaunchSpec, fmt_bytes, fmt_duration};
 use crate::status::{ExitRecord, LimitExceeded, Report, StartedRecord, UnitState, Usage};
@@ -57,6 +60,9 @@ use child::{ChildPlan, Stage};
 pub(crate) struct SupervisorInput {
     pub spec: LaunchSpec,
     pub cgroup: CgroupConfig,
+    /// An idle cgroup to take (v1), as the executor parked it.
+    #[serde(default)]
+    pub reuse: Option<Reuse>,
 }
 
 /// How long the supervisor waits for the processes of an ended unit to
@@ -105,12 +111,29 @@ fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// The unit's `supervisor.log`, once `setup_descriptors` knows the unit.
+static LOG_PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+/// Appends a line to the unit's log, made on its first line: most units
+/// have nothing to log, and an empty log would be a file to create and
+/// delete for each of them. Before the unit is known, to stderr.
 fn log(msg: &str) {
-    eprintln!(
-        "{} xtreem-supervisor[{}]: {msg}",
+    let line = format!(
+        "{} xtreem-supervisor[{}]: {msg}\n",
         unix_now_millis(),
         host_pid()
     );
+    let written = LOG_PATH.get().map(|path| {
+        fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()))
+    });
+    if !matches!(written, Some(Ok(()))) {
+        let _ = io::stderr().write_all(line.as_bytes());
+    }
 }
 
 /// Our pid as the host sees it: `getpid` says 1 in our own namespace, but
@@ -169,12 +192,14 @@ fn errno_text(errno: i32) -> &'static str {
     nix::errno::Errno::from_raw(errno).desc()
 }
 
-/// The pipe to the launcher (our stdout at start), moved off fd 1.
-struct Reporter(Option<OwnedFd>);
+/// The pipe to the launcher (our stdout at start), moved off fd 1. Kept
+/// open for the whole unit: after the start (or the failure) it carries the
+/// end, and its closing, after the lock's, tells the launcher we are gone.
+struct Reporter(Option<fs::File>);
 
 impl Reporter {
     fn send(&mut self, report: &Report) {
-        let Some(fd) = self.0.take() else {
+        let Some(file) = self.0.as_mut() else {
             return;
         };
         let mut line = match serde_json::to_vec(report) {
@@ -185,23 +210,26 @@ impl Reporter {
             }
         };
         line.push(b'\n');
-        let mut file = fs::File::from(fd);
-        // The launcher may be gone (the daemon died): nothing to do then.
+        // The launcher may be gone (the daemon died or restarted): nothing
+        // more to tell it then.
         if let Err(e) = file.write_all(&line) {
-            log(&format!("cannot report to the launcher: {e}"));
+            if e.kind() != io::ErrorKind::BrokenPipe {
+                log(&format!("cannot report to the launcher: {e}"));
+            }
+            self.0 = None;
         }
     }
 }
 
 /// Rearranges the standard descriptors: the launcher's pipe moves to a
-/// close-on-exec descriptor, stdin and stdout become /dev/null, stderr the
-/// unit's log.
+/// close-on-exec descriptor, and stdin, stdout and stderr become /dev/null:
+/// `log` and the panic hook write the unit's log.
 fn setup_descriptors(dir: &Path) -> Result<Reporter, String> {
     // SAFETY: fcntl/dup2 on the standard descriptors we were started with.
     let report = unsafe { libc::fcntl(1, libc::F_DUPFD_CLOEXEC, 3) };
     let report = if report >= 0 {
         // SAFETY: a descriptor fcntl just created and nobody else owns.
-        Some(unsafe { OwnedFd::from_raw_fd(report) })
+        Some(fs::File::from(unsafe { OwnedFd::from_raw_fd(report) }))
     } else {
         None
     };
@@ -210,20 +238,17 @@ fn setup_descriptors(dir: &Path) -> Result<Reporter, String> {
         .write(true)
         .open("/dev/null")
         .map_err(|e| format!("opening /dev/null: {e}"))?;
-    let log = fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .open(dir.join(LOG))
-        .map_err(|e| format!("opening {}: {e}", dir.join(LOG).display()))?;
-    // Copies above 2 first, so no dup2 below overwrites a source.
-    let (null, log) = (above_stdio(null.into()), above_stdio(log.into()));
-    // SAFETY: dup2 onto the standard descriptors; the copies close on drop.
+    // A copy above 2 first, so no dup2 below overwrites the source.
+    let null = above_stdio(null.into());
+    // SAFETY: dup2 onto the standard descriptors; the copy closes on drop.
     unsafe {
         libc::dup2(null.as_raw_fd(), 0);
         libc::dup2(null.as_raw_fd(), 1);
-        libc::dup2(log.as_raw_fd(), 2);
+        libc::dup2(null.as_raw_fd(), 2);
     }
+    let _ = LOG_PATH.set(dir.join(LOG));
+    // What would have gone to stderr goes to the log.
+    std::panic::set_hook(Box::new(|info| log(&format!("panic: {info}"))));
     Ok(Reporter(report))
 }
 
@@ -277,7 +302,7 @@ fn run(dir: &Path) -> Result<(), String> {
     // the start record (the job process, which has another, looks up its
     // own).
     let me = host_pid();
-    let _lock = hold_lock(dir, me)?;
+    let lock = hold_lock(dir, me)?;
     let launched_ms = unix_now_millis();
     let input: SupervisorInput = match files::read_json(dir, SPEC) {
         Ok(Some(input)) => input,
@@ -294,6 +319,7 @@ fn run(dir: &Path) -> Result<(), String> {
     let sup = Supervisor {
         spec: &input.spec,
         cgroup: cgroup.as_ref(),
+        reuse: input.reuse.as_ref(),
     };
     match sup.start() {
         Ok(running) => {
@@ -307,10 +333,16 @@ fn run(dir: &Path) -> Result<(), String> {
             }
             reporter.send(&Report::Started(started));
 
-            drop(reporter);
             sup.leave_daemon_cgroup();
             let record = sup.watch(running);
-            files::write_json_atomic(dir, EXIT, &record).map_err(|e| e.to_string())
+            files::write_json_atomic(dir, EXIT, &record).map_err(|e| e.to_string())?;
+            // The launcher learns the end without reading the file, and
+            // then, from the pipe's end, that we are gone: so the lock is
+            // released first.
+            reporter.send(&Report::Ended(record));
+            drop(lock);
+            drop(reporter);
+            Ok(())
         }
         Err(reason) => {
             log(&reason);
@@ -354,6 +386,7 @@ struct Running {
 struct Supervisor<'a> {
     spec: &'a LaunchSpec,
     cgroup: &'a dyn CgroupBackend,
+    reuse: Option<&'a Reuse>,
 }
 
 /// The signals the supervisor handles synchronously.
@@ -526,7 +559,7 @@ impl Supervisor<'_> {
         let unit = self.unit();
         let warnings = self
             .cgroup
-            .create(unit, &self.spec.limits)
+            .create(unit, &self.spec.limits, self.reuse)
             .map_err(|e| format!("cannot create the unit's cgroup: {e}"))?;
         for w in warnings {
             log(&w);

@@ -867,12 +867,18 @@ pub async fn watch_unit(shared: Arc<NodeShared>, unit: String) {
         return;
     };
     let mut touch = tokio::time::interval(TOUCH_EVERY);
-    let status = loop {
-        tokio::select! {
-            status = side.exec.wait(&unit) => break status,
-            _ = touch.tick() => {
-                if let Some(mapper) = shared.accounts.as_ref() {
-                    let _ = mapper.touch(local.uid);
+    // One wait for the unit's whole life: it holds the supervisor's report
+    // pipe, which a new wait after each touch would not have.
+    let status = {
+        let ended = side.exec.wait(&unit);
+        tokio::pin!(ended);
+        loop {
+            tokio::select! {
+                status = &mut ended => break status,
+                _ = touch.tick() => {
+                    if let Some(mapper) = shared.accounts.as_ref() {
+                        let _ = mapper.touch(local.uid);
+                    }
                 }
             }
         }
