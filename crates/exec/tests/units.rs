@@ -557,6 +557,40 @@ fn background_processes_die_with_the_job() {
 }
 
 #[test]
+fn an_async_launch_reports_as_the_blocking_one_and_wait_sees_the_end() {
+    require_root!();
+    let fx = Fixture::new("async-launch");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let started = fx
+            .exec
+            .launch_async(&fx.spec("ok", &["sh", "-c", "sleep 0.2; exit 3"]))
+            .await
+            .unwrap();
+        assert_eq!(started.state, UnitState::Running, "{started:?}");
+        assert!(started.job_pid.is_some(), "{started:?}");
+        // The end comes on the report pipe: a wait after the launch.
+        let end = fx.exec.wait("ok").await.unwrap();
+        assert_eq!(end.state, UnitState::Exited { code: 3 }, "{end:?}");
+        let failed = fx
+            .exec
+            .launch_async(&fx.spec("bad", &["/nope"]))
+            .await
+            .unwrap();
+        assert_eq!(failed.state, UnitState::Failed);
+        assert_eq!(
+            failed.reason.as_deref(),
+            Some("cannot execute /nope: No such file or directory")
+        );
+    });
+    fx.exec.remove("ok").unwrap();
+    fx.exec.remove("bad").unwrap();
+}
+
+#[test]
 fn missing_executable_fails_with_the_path() {
     require_root!();
     let fx = Fixture::new("noexec");

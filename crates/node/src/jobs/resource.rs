@@ -801,13 +801,16 @@ async fn start_unit(
         // the unit from here ([`adoptable`]).
         note: serde_json::to_string(&local).ok(),
     };
-    let shared2 = Arc::clone(shared);
-    let started = tokio::task::spawn_blocking(move || {
-        let side = shared2.jobs.resource.as_ref().ok_or("no resource side")?;
-        side.exec.launch(&launch).map_err(|e| e.to_string())
-    })
-    .await
-    .unwrap_or_else(|e| Err(format!("the launch task failed: {e}")));
+    // On the runtime: the executor makes a few files on a tmpfs and asks
+    // its fork server, then awaits the supervisor's report.
+    let started = match shared.jobs.resource.as_ref() {
+        Some(side) => side
+            .exec
+            .launch_async(&launch)
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err("no resource side".to_owned()),
+    };
     local.record = match started {
         Ok(status) => unit_record(rank, shared, request.attempt, &status),
         Err(why) => {

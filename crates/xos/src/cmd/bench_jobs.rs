@@ -114,7 +114,7 @@ async fn supervised_launches(count: u32) -> anyhow::Result<(f64, f64, tempfile::
                 credential: None,
                 note: None,
             };
-            exec.launch(&spec)?;
+            exec.launch_async(&spec).await?;
             let status = exec.wait(&unit).await?;
             ensure!(
                 status.state == xtreem_exec::UnitState::Exited { code: 0 },
