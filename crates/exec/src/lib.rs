@@ -7,7 +7,9 @@
 //! finds its units again with [`Executor::units`] and [`Executor::status`],
 //! and [`Executor::wait`] works for them as for new ones. Supervisors are
 //! forked by a small fork server the executor keeps (`<supervisor...>
-//! --fork-server`), so a launch does not exec the daemon's binary.
+//! --fork-server`; [`supervisor_command`] prefers the small
+//! `xtreem-supervisor` program this crate builds), so a launch does not
+//! exec the daemon's binary.
 //!
 //! The supervisor (see [`supervise`] and the `supervisor` module) puts the
 //! job in:
@@ -27,9 +29,12 @@
 //!
 //! It reports "started" (or why not) on a pipe the launcher reads, enforces
 //! the walltime (SIGTERM, SIGKILL [`KILL_GRACE`] later), records
-//! `started.json` and `exit.json` (state, reason, usage from the cgroup)
-//! and kills whatever the job left behind. The daemon freezes, thaws,
-//! signals and measures units through their cgroups directly.
+//! `started.json` and `exit.json` (state, reason, usage from the cgroup),
+//! kills whatever the job left behind and reports the end on the same
+//! pipe: [`Executor::wait`] reads it there for units this process
+//! launched ([`Executor::launch_async`] awaits the start on the runtime),
+//! and the files otherwise. The daemon freezes, thaws, signals and
+//! measures units through their cgroups directly.
 //!
 //! [`floor`] measures, for benchmarks, what this isolation costs by itself
 //! on the machine, with none of the executor's own work.
