@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::OsString;
 use std::fs;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +20,7 @@ use crate::cgroup::{self, CgroupBackend, CgroupConfig, CgroupVersion, FreezeStat
 use crate::error::{ExecError, io_err};
 use crate::files::{self, EXIT, Liveness, SPEC, STARTED};
 use crate::forkserver::ForkServer;
+use crate::report_pipe::ReportPipe;
 use crate::spec::{LaunchSpec, Limits, Stream, validate_unit_name};
 use crate::status::{ExitRecord, Report, StartedRecord, UnitState, UnitStatus, Usage};
 use crate::supervisor::SupervisorInput;
@@ -57,7 +58,7 @@ pub struct Executor {
     fork_server: Mutex<Option<ForkServer>>,
     /// The report pipes of units this process launched that run: their
     /// supervisors send the end there (see [`Executor::wait`]).
-    reports: Mutex<HashMap<String, PendingReport>>,
+    reports: Mutex<HashMap<String, ReportPipe>>,
     /// Units whose supervisor `wait` saw end (its pipe closed, after its
     /// lock was released): `remove` need not look at the lock.
     gone: Mutex<HashSet<String>>,
@@ -76,16 +77,8 @@ const IDLE_REMEMBERED: usize = 64;
 /// end of its report pipe and, if it was spawned, the process.
 struct SupervisorStarted {
     dir: PathBuf,
-    report: OwnedFd,
+    report: ReportPipe,
     child: Option<Child>,
-}
-
-/// A running unit's report pipe (non-blocking read end), with what was
-/// read past the start line.
-#[derive(Debug)]
-struct PendingReport {
-    fd: OwnedFd,
-    read: Vec<u8>,
 }
 
 impl Drop for Executor {
@@ -262,8 +255,8 @@ impl Executor {
     /// directory"). Blocking: a few milliseconds; in async code use
     /// [`Executor::launch_async`].
     pub fn launch(&self, spec: &LaunchSpec) -> Result<UnitStatus, ExecError> {
-        let (_guard, started) = self.start_supervisor(spec)?;
-        let line = read_report(&started.report, LAUNCH_TIMEOUT);
+        let (_guard, mut started) = self.start_supervisor(spec)?;
+        let line = started.report.line_blocking(LAUNCH_TIMEOUT);
         self.take_report(spec, started, line)
     }
 
@@ -273,11 +266,9 @@ impl Executor {
     /// report is awaited on the runtime, not on a blocking thread. Without
     /// a fork server the supervisor's spawn blocks for about a millisecond.
     pub async fn launch_async(&self, spec: &LaunchSpec) -> Result<UnitStatus, ExecError> {
-        let (_guard, started) = self.start_supervisor(spec)?;
-        let SupervisorStarted { dir, report, child } = started;
-        let (report, line) = read_report_async(report, LAUNCH_TIMEOUT).await;
-        let report = report.ok_or_else(|| ExecError::Supervisor("report pipe lost".into()))?;
-        self.take_report(spec, SupervisorStarted { dir, report, child }, line)
+        let (_guard, mut started) = self.start_supervisor(spec)?;
+        let line = started.report.line(Some(LAUNCH_TIMEOUT)).await;
+        self.take_report(spec, started, line)
     }
 
     /// `launch` up to the supervisor's report: checks, unit directory,
@@ -373,7 +364,7 @@ impl Executor {
             guard,
             SupervisorStarted {
                 dir,
-                report: report_r,
+                report: ReportPipe::new(report_r),
                 child,
             },
         ))
@@ -384,14 +375,20 @@ impl Executor {
         &self,
         spec: &LaunchSpec,
         started: SupervisorStarted,
-        line: Result<Option<FirstLine>, ExecError>,
+        line: io::Result<Option<Vec<u8>>>,
     ) -> Result<UnitStatus, ExecError> {
         let unit = spec.unit.as_str();
         let SupervisorStarted {
             dir,
-            report: report_r,
+            report: pipe,
             child,
         } = started;
+        let line = line.map_err(|e| match e.kind() {
+            io::ErrorKind::TimedOut => {
+                ExecError::Supervisor(format!("no report within {} s", LAUNCH_TIMEOUT.as_secs()))
+            }
+            _ => ExecError::io("reading the supervisor's report", e),
+        });
         if matches!(line, Ok(None)) {
             // It ended without a word: reap it now.
             if let Some(mut child) = child {
@@ -409,7 +406,7 @@ impl Executor {
         {
             children.insert(unit.to_string(), child);
         }
-        let Some((line, rest)) = line? else {
+        let Some(line) = line? else {
             return Err(ExecError::Supervisor("no report".into()));
         };
         let report: Report = serde_json::from_slice(&line).map_err(|e| {
@@ -424,13 +421,7 @@ impl Executor {
                     limits.insert(unit.to_string(), spec.limits.clone());
                 }
                 if let Ok(mut reports) = self.reports.lock() {
-                    reports.insert(
-                        unit.to_string(),
-                        PendingReport {
-                            fd: report_r,
-                            read: rest,
-                        },
-                    );
+                    reports.insert(unit.to_string(), pipe);
                 }
                 running_status(unit, &s, Usage::default())
             }
@@ -911,212 +902,15 @@ fn log_tail(dir: &Path) -> String {
     }
 }
 
-/// A report line and what was read past it.
-type FirstLine = (Vec<u8>, Vec<u8>);
-
-/// Reads the supervisor's first report line from its (non-blocking)
-/// pipe: `None` on EOF without a line. Also returns what was read past
-/// the line (a short unit's end may be there already).
-fn read_report(fd: &OwnedFd, timeout: Duration) -> Result<Option<FirstLine>, ExecError> {
-    let until = Instant::now() + timeout;
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.iter().position(|b| *b == b'\n') {
-            let rest = buf.split_off(end + 1);
-            buf.truncate(end);
-            return Ok(Some((buf, rest)));
-        }
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(ExecError::Supervisor(format!(
-                "no report within {} s",
-                timeout.as_secs()
-            )));
-        }
-        let mut pfd = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
-        // SAFETY: poll on one pollfd we own.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms.max(1)) };
-        if rc < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(ExecError::io("waiting for the supervisor", e));
-        }
-        if rc == 0 {
-            continue;
-        }
-        // SAFETY: read(2) into a buffer we own, on a descriptor we own.
-        let n = unsafe { libc::read(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len()) };
-        match usize::try_from(n) {
-            Ok(0) => return Ok(None),
-            Ok(n) => buf.extend_from_slice(&chunk[..n.min(chunk.len())]),
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                if !matches!(
-                    e.kind(),
-                    io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock
-                ) {
-                    return Err(ExecError::io("reading the supervisor's report", e));
-                }
-            }
-        }
-    }
-}
-
-/// [`read_report`] on the runtime: reads what is there, and waits for the
-/// pipe to be readable only when nothing is. Returns the descriptor too
-/// (always: `None` would be a bug).
-async fn read_report_async(
-    fd: OwnedFd,
-    timeout: Duration,
-) -> (Option<OwnedFd>, Result<Option<FirstLine>, ExecError>) {
-    let until = tokio::time::Instant::now() + timeout;
-    let mut buf = Vec::with_capacity(512);
-    let mut chunk = [0u8; 4096];
-    let mut registered: Option<tokio::io::unix::AsyncFd<OwnedFd>> = None;
-    let mut owned = Some(fd);
-    let result = loop {
-        if let Some(end) = buf.iter().position(|b| *b == b'\n') {
-            let rest = buf.split_off(end + 1);
-            buf.truncate(end);
-            break Ok(Some((buf, rest)));
-        }
-        let raw = match (&registered, &owned) {
-            (Some(afd), _) => afd.get_ref().as_raw_fd(),
-            (None, Some(fd)) => fd.as_raw_fd(),
-            (None, None) => break Err(ExecError::Supervisor("report pipe lost".into())),
-        };
-        // SAFETY: read(2) into a buffer we own, on a descriptor we own.
-        let n = unsafe { libc::read(raw, chunk.as_mut_ptr().cast(), chunk.len()) };
-        match usize::try_from(n) {
-            Ok(0) => break Ok(None),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n.min(chunk.len())]);
-                continue;
-            }
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => {}
-                    _ => break Err(ExecError::io("reading the supervisor's report", e)),
-                }
-            }
-        }
-        if registered.is_none()
-            && let Some(fd) = owned.take()
-        {
-            // SAFETY: the descriptor is ours and stays open (owned by the
-            // AsyncFd) while it is registered.
-            let afd = unsafe {
-                tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
-            };
-            match afd {
-                Ok(afd) => registered = Some(afd),
-                Err(err) => {
-                    let (fd, e) = err.into_parts();
-                    owned = Some(fd);
-                    break Err(ExecError::io("watching the supervisor's report", e));
-                }
-            }
-        }
-        let Some(afd) = registered.as_ref() else {
-            continue;
-        };
-        match tokio::time::timeout_at(until, afd.readable()).await {
-            Ok(Ok(mut guard)) => guard.clear_ready(),
-            Ok(Err(e)) => break Err(ExecError::io("waiting for the supervisor", e)),
-            Err(_) => {
-                break Err(ExecError::Supervisor(format!(
-                    "no report within {} s",
-                    timeout.as_secs()
-                )));
-            }
-        }
-    };
-    (
-        registered
-            .map(tokio::io::unix::AsyncFd::into_inner)
-            .or(owned),
-        result,
-    )
-}
-
 /// Reads a running unit's end from its report pipe: the exit record, and
 /// whether the pipe then closed (the supervisor has released its lock and
 /// is gone) within [`EXITING_SUPERVISOR_WAIT`]. `None` if the pipe ended
 /// or failed without the record.
-async fn read_end(pending: PendingReport) -> Option<(ExitRecord, bool)> {
-    let PendingReport { fd, read: mut buf } = pending;
-    let mut record: Option<ExitRecord> = None;
-    let mut chunk = [0u8; 4096];
-    let mut registered: Option<tokio::io::unix::AsyncFd<OwnedFd>> = None;
-    let mut fd = Some(fd);
-    loop {
-        if record.is_none()
-            && let Some(end) = buf.iter().position(|b| *b == b'\n')
-        {
-            match serde_json::from_slice::<Report>(&buf[..end]) {
-                Ok(Report::Ended(rec)) => record = Some(rec),
-                _ => return None,
-            }
-            buf.drain(..=end);
-        }
-        let raw = match (&registered, &fd) {
-            (Some(afd), _) => afd.get_ref().as_raw_fd(),
-            (None, Some(fd)) => fd.as_raw_fd(),
-            (None, None) => return None,
-        };
-        // SAFETY: read(2) into a buffer we own, on a descriptor we own.
-        let n = unsafe { libc::read(raw, chunk.as_mut_ptr().cast(), chunk.len()) };
-        match usize::try_from(n) {
-            Ok(0) => return record.map(|r| (r, true)),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n.min(chunk.len())]);
-                continue;
-            }
-            Err(_) => {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => {}
-                    _ => return record.map(|r| (r, false)),
-                }
-            }
-        }
-        // Nothing to read yet: wait for the pipe (a short unit's end is
-        // usually there already, so this is rarely registered).
-        if registered.is_none() {
-            let owned = fd.take()?;
-            // SAFETY: the descriptor is ours and stays open (owned by the
-            // AsyncFd) while it is registered.
-            let afd = unsafe {
-                tokio::io::unix::AsyncFd::register_with_interest(
-                    owned,
-                    tokio::io::Interest::READABLE,
-                )
-            };
-            registered = Some(afd.ok()?);
-        }
-        let afd = registered.as_ref()?;
-        let ready = if record.is_some() {
-            match tokio::time::timeout(EXITING_SUPERVISOR_WAIT, afd.readable()).await {
-                Ok(ready) => ready,
-                Err(_) => return record.map(|r| (r, false)),
-            }
-        } else {
-            afd.readable().await
-        };
-        match ready {
-            Ok(mut guard) => guard.clear_ready(),
-            Err(_) => return record.map(|r| (r, false)),
-        }
-    }
+async fn read_end(mut pipe: ReportPipe) -> Option<(ExitRecord, bool)> {
+    let line = pipe.line(None).await.ok()??;
+    let Ok(Report::Ended(record)) = serde_json::from_slice::<Report>(&line) else {
+        return None;
+    };
+    let gone = matches!(pipe.line(Some(EXITING_SUPERVISOR_WAIT)).await, Ok(None));
+    Some((record, gone))
 }

@@ -51,6 +51,7 @@ mod executor;
 mod files;
 pub mod floor;
 mod forkserver;
+mod report_pipe;
 mod spec;
 mod statedir;
 mod status;
