@@ -77,7 +77,21 @@ struct RawConfig {
     directory: RawDirectory,
     #[serde(default)]
     jobs: RawJobs,
+    #[serde(default)]
+    runtime: RawRuntime,
 }
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntime {
+    worker_threads: Option<Spanned<u32>>,
+}
+
+/// Async worker threads when the config does not say: enough for the
+/// daemon's own work on a node whose cores are for jobs.
+pub const DEFAULT_WORKER_THREADS: usize = 2;
+/// The most async worker threads a config may ask for.
+pub const WORKER_THREADS_MAX: u32 = 256;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -275,6 +289,10 @@ pub struct NodeConfig {
     pub directory: DirectoryConfig,
     /// What jobs may use on this node.
     pub jobs: JobsConfig,
+    /// Threads of the daemon's async runtime (`[runtime] worker_threads`).
+    /// Several daemons sharing one machine (a test grid) are cheaper with
+    /// one each: no work stealing, fewer cross-thread wake-ups.
+    pub worker_threads: usize,
 }
 
 impl NodeConfig {
@@ -487,6 +505,19 @@ impl NodeConfig {
                 None => DEFAULT_RETENTION,
             },
         };
+        let worker_threads = match raw.runtime.worker_threads {
+            Some(n) if !(1..=WORKER_THREADS_MAX).contains(n.get_ref()) => {
+                return Err(refuse(
+                    n.span(),
+                    format!(
+                        "key `runtime.worker_threads`: expected 1 to {WORKER_THREADS_MAX} threads, got {}",
+                        n.get_ref()
+                    ),
+                ));
+            }
+            Some(n) => n.into_inner() as usize,
+            None => DEFAULT_WORKER_THREADS,
+        };
         let listen_gossip = raw.listen.gossip.unwrap_or_else(|| {
             let port = match raw.listen.rpc.port() {
                 0 => 0,
@@ -510,6 +541,7 @@ impl NodeConfig {
             join,
             node_cert_lifetime,
             heartbeat_interval,
+            worker_threads,
         })
     }
 }

@@ -19,6 +19,8 @@ pub struct NodeSpec {
     pub ip: Ipv4Addr,
     pub heartbeat_interval: String,
     pub node_cert_lifetime: String,
+    /// `[runtime] worker_threads`: 1, as several daemons share the machine.
+    pub worker_threads: u32,
     /// TOML tables appended to the generated config (e.g. `[auth]`).
     pub extra_config: String,
 }
@@ -31,6 +33,7 @@ impl NodeSpec {
             ip,
             heartbeat_interval: "500ms".into(),
             node_cert_lifetime: "1h".into(),
+            worker_threads: 1,
             extra_config: String::new(),
         }
     }
@@ -130,7 +133,7 @@ impl NodeProc {
     pub fn write_config(&mut self, join: Option<(&str, &str)>) -> anyhow::Result<()> {
         let roles: Vec<String> = self.spec.roles.iter().map(|r| format!("{r:?}")).collect();
         let mut text = format!(
-            "name = {:?}\ndata_dir = {:?}\nroles = [{}]\n\n[listen]\nrpc = {:?}\nhttp = {:?}\ngossip = {:?}\n\n[site]\nnode_cert_lifetime = {:?}\n\n[fabric]\nheartbeat_interval = {:?}\n",
+            "name = {:?}\ndata_dir = {:?}\nroles = [{}]\n\n[listen]\nrpc = {:?}\nhttp = {:?}\ngossip = {:?}\n\n[site]\nnode_cert_lifetime = {:?}\n\n[fabric]\nheartbeat_interval = {:?}\n\n[runtime]\nworker_threads = {}\n",
             self.spec.name,
             self.data_dir().display().to_string(),
             roles.join(", "),
@@ -139,6 +142,7 @@ impl NodeProc {
             self.gossip,
             self.spec.node_cert_lifetime,
             self.spec.heartbeat_interval,
+            self.spec.worker_threads,
         );
         // Each node of each grid on this machine gets its own block of the
         // uid pool, as separate machines would have in effect.

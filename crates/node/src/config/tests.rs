@@ -27,6 +27,21 @@ fn a_good_config_parses_with_defaults() {
     assert_eq!(c.roles, vec![Role::Core, Role::Resource]);
     assert_eq!(c.heartbeat_interval, Duration::from_secs(2));
     assert_eq!(c.node_cert_lifetime, Duration::from_secs(86400));
+    assert_eq!(c.worker_threads, 2);
+}
+
+#[test]
+fn the_runtime_worker_threads_are_set_and_bounded() {
+    let c = NodeConfig::parse(&format!("{GOOD}\n[runtime]\nworker_threads = 1\n"), "x").unwrap();
+    assert_eq!(c.worker_threads, 1);
+    check_error(
+        &format!("{GOOD}\n[runtime]\nworker_threads = 0\n"),
+        &[":11:", "key `runtime.worker_threads`", "expected 1 to 256"],
+    );
+    check_error(
+        &format!("{GOOD}\n[runtime]\nthreads = 4\n"),
+        &["unknown field `threads`", "worker_threads"],
+    );
 }
 
 #[test]
