@@ -289,9 +289,12 @@ pub struct NodeConfig {
     pub directory: DirectoryConfig,
     /// What jobs may use on this node.
     pub jobs: JobsConfig,
-    /// Threads of the daemon's async runtime (`[runtime] worker_threads`).
-    /// Several daemons sharing one machine (a test grid) are cheaper with
-    /// one each: no work stealing, fewer cross-thread wake-ups.
+    /// Threads of the daemon's async runtime (`[runtime] worker_threads`);
+    /// 1 runs every task on the daemon's main thread (tokio's current-thread
+    /// runtime). Several daemons sharing one machine (a test grid) are
+    /// cheaper with one each: no work stealing, no wake-ups across threads.
+    /// Blocking work (stores, password hashes, file trees) has its own
+    /// threads either way.
     pub worker_threads: usize,
 }
 
