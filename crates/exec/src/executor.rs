@@ -743,10 +743,6 @@ impl Executor {
                 }
             }
         }
-        self.reap(unit);
-        if let Ok(mut reports) = self.reports.lock() {
-            reports.remove(unit);
-        }
         // The supervisor emptied the cgroup before it ended; only a lost
         // supervisor's unit may still have processes, and then the removal
         // fails (EBUSY): kill them and try again. An absent cgroup is fine.
@@ -762,6 +758,43 @@ impl Executor {
                     .map_err(io_err(format!("removing the cgroup of {unit}")))?
             }
         };
+        self.forget_removed(unit, &dir, parked)
+    }
+
+    /// [`Executor::remove`] without any wait, for async code: `None` when
+    /// the removal might have to wait (the unit's end was not read from its
+    /// supervisor's report pipe here, or its cgroup still has processes);
+    /// then `remove` it on a blocking thread. The usual case is a few
+    /// system calls on cgroupfs and a tmpfs, cheaper than a thread hand-off.
+    pub fn try_remove_now(&self, unit: &str) -> Option<Result<(), ExecError>> {
+        if self.is_launching(unit) || !self.gone.lock().is_ok_and(|set| set.contains(unit)) {
+            return None;
+        }
+        let dir = match self.unit_dir(unit) {
+            Ok(dir) => dir,
+            Err(e) => return Some(Err(e)),
+        };
+        // A busy cgroup is left as it was, with the unit still marked gone,
+        // for `remove` to kill what is in it.
+        let parked = self.cgroup.remove(unit).ok()?;
+        if let Ok(mut set) = self.gone.lock() {
+            set.remove(unit);
+        }
+        Some(self.forget_removed(unit, &dir, parked))
+    }
+
+    /// The end of a removal, once the unit's cgroup is gone or parked at
+    /// `parked`: the executor's memory of the unit and its directory.
+    fn forget_removed(
+        &self,
+        unit: &str,
+        dir: &Path,
+        parked: Option<usize>,
+    ) -> Result<(), ExecError> {
+        self.reap(unit);
+        if let Ok(mut reports) = self.reports.lock() {
+            reports.remove(unit);
+        }
         let limits = self.limits.lock().ok().and_then(|mut l| l.remove(unit));
         if let (Some(index), Some(limits)) = (parked, limits)
             && let Ok(mut idle) = self.idle.lock()
@@ -774,7 +807,7 @@ impl Executor {
             }
             idle.push(Reuse { index, limits });
         }
-        files::remove_unit_dir(&dir).map_err(io_err(format!("removing {}", dir.display())))
+        files::remove_unit_dir(dir).map_err(io_err(format!("removing {}", dir.display())))
     }
 
     /// An idle cgroup for a unit with `limits`, forgotten here as it is

@@ -591,6 +591,36 @@ fn an_async_launch_reports_as_the_blocking_one_and_wait_sees_the_end() {
 }
 
 #[test]
+fn a_unit_whose_end_was_read_is_removed_at_once_and_a_running_one_is_not() {
+    require_root!();
+    let fx = Fixture::new("remove-now");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        fx.exec
+            .launch_async(&fx.spec("u", &["sh", "-c", "sleep 0.3"]))
+            .await
+            .unwrap();
+        // Running: removing it could only wait, so the caller is told to
+        // use a blocking thread, and the unit is untouched.
+        assert!(fx.exec.try_remove_now("u").is_none());
+        assert_eq!(fx.exec.status("u").unwrap().state, UnitState::Running);
+        let end = fx.exec.wait("u").await.unwrap();
+        assert_eq!(end.state, UnitState::Exited { code: 0 }, "{end:?}");
+    });
+    assert!(matches!(fx.exec.try_remove_now("u"), Some(Ok(()))));
+    assert!(matches!(
+        fx.exec.status("u"),
+        Err(xtreem_exec::ExecError::NoSuchUnit(_))
+    ));
+    assert!(!fx.exec.units().unwrap().iter().any(|u| u == "u"));
+    // Once only: a second removal finds nothing to do here.
+    assert!(fx.exec.try_remove_now("u").is_none());
+}
+
+#[test]
 fn missing_executable_fails_with_the_path() {
     require_root!();
     let fx = Fixture::new("noexec");

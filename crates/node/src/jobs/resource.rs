@@ -944,18 +944,25 @@ pub async fn report(shared: Arc<NodeShared>, unit: String) {
                 // The home holds the unit's record now; this node keeps it
                 // on disk only, to serve its output.
                 let stored = side.mark_reported(&shared, local);
-                // Blocking (cgroup and directory removal): off the runtime.
-                let removal = (Arc::clone(&shared), unit.clone());
-                let removed = tokio::task::spawn_blocking(move || {
-                    let (shared, unit) = removal;
-                    shared
-                        .jobs
-                        .resource
-                        .as_ref()
-                        .map_or(Ok(()), |side| side.exec.remove(&unit))
-                })
-                .await;
-                if let Ok(Err(e)) = removed {
+                // Here when nothing can make it wait (the usual case: a few
+                // calls on cgroupfs and a tmpfs), else off the runtime.
+                let removed = match side.exec.try_remove_now(&unit) {
+                    Some(removed) => removed,
+                    None => {
+                        let removal = (Arc::clone(&shared), unit.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let (shared, unit) = removal;
+                            shared
+                                .jobs
+                                .resource
+                                .as_ref()
+                                .map_or(Ok(()), |side| side.exec.remove(&unit))
+                        })
+                        .await
+                        .unwrap_or(Ok(()))
+                    }
+                };
+                if let Err(e) = removed {
                     tracing::debug!(unit, error = %e, "cannot remove the unit's state");
                 }
                 match stored.done().await {
