@@ -334,6 +334,7 @@ impl Executor {
             spec: spec.clone(),
             cgroup: self.cgroup_config.clone(),
             reuse: self.idle_for(&spec.limits),
+            open_files: crate::open_files::for_units(),
         };
         let bytes = serde_json::to_vec(&input).map_err(|e| ExecError::State {
             path: dir.join(SPEC),

@@ -51,6 +51,7 @@ mod executor;
 mod files;
 pub mod floor;
 mod forkserver;
+mod open_files;
 mod report_pipe;
 mod spec;
 mod statedir;
@@ -65,6 +66,7 @@ pub use criu::criu_available;
 pub use error::ExecError;
 pub use executor::{Executor, FREEZE_TIMEOUT, LAUNCH_TIMEOUT, SUPERVISOR_LOST};
 pub use forkserver::FORK_SERVER_ARG;
+pub use open_files::raise_open_files_limit;
 pub use spec::{
     CPU_PERIOD_US, CREDENTIAL_PATH, CheckpointSignal, DEFAULT_PATH, DEFAULT_PIDS, KILL_GRACE,
     LaunchSpec, Limits, NOTE_BYTES_MAX, Secret, Stream, UNIT_NAME_MAX, validate_unit_name,

@@ -55,6 +55,14 @@ fn main() -> ExitCode {
         println!("{}: ok", args.config.display());
         return ExitCode::SUCCESS;
     }
+    // A descriptor per running unit: 1024 would cap a node near 1,000.
+    match xtreem_exec::raise_open_files_limit() {
+        Ok((before, after)) if after > before => {
+            tracing::info!(before, after, "raised the soft limit on open files");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the soft limit on open files"),
+    }
     // One thread means the runtime of this thread: with a separate single
     // worker, every wake-up between it and the main thread crosses threads.
     let mut builder = if config.worker_threads == 1 {

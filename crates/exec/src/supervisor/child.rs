@@ -80,6 +80,8 @@ pub(crate) struct ChildPlan {
     credential: Option<(CString, Vec<u8>)>,
     /// Signals to set back to their default action before the exec.
     reset_signals: Vec<c_int>,
+    /// The limit on open files to set before the exec, if not the inherited.
+    open_files: Option<libc::rlimit>,
     candidates: Vec<CString>,
     /// Own what `argv_ptrs` and `envp_ptrs` point into.
     _argv: Vec<CString>,
@@ -99,7 +101,11 @@ fn cpath(what: &str, p: &Path) -> Result<CString, String> {
 }
 
 impl ChildPlan {
-    pub(crate) fn new(spec: &LaunchSpec, join: &[CgPath]) -> Result<ChildPlan, String> {
+    pub(crate) fn new(
+        spec: &LaunchSpec,
+        join: &[CgPath],
+        open_files: Option<u64>,
+    ) -> Result<ChildPlan, String> {
         let program = spec.argv.first().ok_or("argv is empty")?;
         let candidates = if program.contains('/') {
             vec![cstring("argv[0]", program.as_str())?]
@@ -181,6 +187,10 @@ impl ChildPlan {
             },
             candidates,
             reset_signals: signals_to_reset(),
+            open_files: open_files
+                .map(crate::open_files::job_limit)
+                .transpose()
+                .map_err(|e| format!("cannot read the open-files limit: {e}"))?,
         })
     }
 }
@@ -574,6 +584,10 @@ pub(crate) fn job(plan: &ChildPlan, in_cgroup: bool, err_fd: RawFd) -> ! {
             fail(err_fd, Stage::Chdir, errno());
         }
         libc::umask(0o022);
+        // Lowering a soft limit cannot fail.
+        if let Some(limit) = &plan.open_files {
+            libc::setrlimit(libc::RLIMIT_NOFILE, limit);
+        }
         // Nothing but 0, 1, 2 (and the error pipe until exec) crosses exec.
         libc::syscall(
             libc::SYS_close_range,

@@ -63,6 +63,10 @@ pub(crate) struct SupervisorInput {
     /// An idle cgroup to take (v1), as the executor parked it.
     #[serde(default)]
     pub reuse: Option<Reuse>,
+    /// The soft limit on open files the job gets (the daemon raised its
+    /// own: see `open_files`); None keeps the inherited one.
+    #[serde(default)]
+    pub open_files: Option<u64>,
 }
 
 /// How long the supervisor waits for the processes of an ended unit to
@@ -320,6 +324,7 @@ fn run(dir: &Path) -> Result<(), String> {
         spec: &input.spec,
         cgroup: cgroup.as_ref(),
         reuse: input.reuse.as_ref(),
+        open_files: input.open_files,
     };
     match sup.start() {
         Ok(running) => {
@@ -387,6 +392,7 @@ struct Supervisor<'a> {
     spec: &'a LaunchSpec,
     cgroup: &'a dyn CgroupBackend,
     reuse: Option<&'a Reuse>,
+    open_files: Option<u64>,
 }
 
 /// The signals the supervisor handles synchronously.
@@ -573,7 +579,7 @@ impl Supervisor<'_> {
         }
         // v2: the job is born in its cgroup (clone3), no migration.
         let unit_fd = self.cgroup.clone_into(unit).and_then(|d| open_dir(&d));
-        let plan = ChildPlan::new(self.spec, &self.cgroup.join_paths(unit))?;
+        let plan = ChildPlan::new(self.spec, &self.cgroup.join_paths(unit), self.open_files)?;
         let set = handled_signals();
         // SAFETY: blocking signals of our only thread.
         unsafe { libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
