@@ -4,15 +4,28 @@
 //! Blocking in [`AuditLog::append`] instead holds a runtime thread for each
 //! request while the disk works, so with two runtime threads at most two
 //! records share a flush.
+//!
+//! A busy flusher (its last flush served several requests) waits a moment
+//! for more before it flushes, as the job writer does before a sync: under a
+//! stream of submissions one `fdatasync` then serves many more records, and
+//! the wait overlaps the job store's own, which a submission awaits too. An
+//! idle flusher waits for nothing.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Duration;
 
 use tokio::sync::oneshot;
 use xtreem_audit::{AuditError, AuditEvent, AuditLog, AuditRecord};
 
 type FlushWaiter = (u64, oneshot::Sender<Result<(), String>>);
+
+/// How long a busy flusher waits for more records before it flushes: the
+/// job writer's wait before a sync, which a submission awaits as well.
+const LINGER: Duration = Duration::from_millis(4);
+/// A flush that served at least this many requests marks the flusher busy.
+const BUSY_WAITERS: usize = 2;
 
 pub struct AuditWriter {
     log: Arc<AuditLog>,
@@ -60,17 +73,32 @@ impl AuditWriter {
 }
 
 fn flush_loop(log: &AuditLog, waiting: &mpsc::Receiver<FlushWaiter>) {
+    let mut busy = false;
     while let Ok((first_end, first)) = waiting.recv() {
         let mut end = first_end;
         let mut waiters = vec![first];
-        while let Ok((e, w)) = waiting.try_recv() {
-            end = end.max(e);
-            waiters.push(w);
+        drain(waiting, &mut end, &mut waiters);
+        if busy {
+            std::thread::sleep(LINGER);
+            drain(waiting, &mut end, &mut waiters);
         }
+        busy = waiters.len() >= BUSY_WAITERS;
         let result = log.sync_through(end).map_err(|e| e.to_string());
         for w in waiters {
             let _ = w.send(result.clone());
         }
+    }
+}
+
+/// Takes the waiters queued now, extending `end` to the furthest record.
+fn drain(
+    waiting: &mpsc::Receiver<FlushWaiter>,
+    end: &mut u64,
+    waiters: &mut Vec<oneshot::Sender<Result<(), String>>>,
+) {
+    while let Ok((e, w)) = waiting.try_recv() {
+        *end = (*end).max(e);
+        waiters.push(w);
     }
 }
 
