@@ -17,8 +17,12 @@ use std::time::Instant;
 use crate::ExecError;
 use crate::cgroup::CgroupVersion;
 
-/// v1 hierarchies a unit joins (cpuset is left alone by the executor too).
-const V1_HIERARCHIES: [&str; 5] = ["cpu,cpuacct", "memory", "pids", "freezer", "blkio"];
+/// v1 controllers whose hierarchies a unit joins (cpuset is left alone by
+/// the executor too). `cpu` and `cpuacct` are one hierarchy where
+/// `/sys/fs/cgroup/cpu` and `cpuacct` link to `cpu,cpuacct`, two where they
+/// are mounted apart (as on Debian 12 with cgroup v1): as the executor,
+/// the floor joins each hierarchy once.
+const V1_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio"];
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Stack of the grandchild until its exec.
 const JOB_STACK: usize = 64 * 1024;
@@ -43,12 +47,16 @@ pub fn run(count: u32, uid: u32, out_dir: &Path) -> Result<Floor, ExecError> {
     };
     let name = format!("xtreem-floor-{}", std::process::id());
     let dirs: Vec<PathBuf> = match version {
-        CgroupVersion::V1 => V1_HIERARCHIES
-            .iter()
-            .map(|h| base.join(h))
-            .filter(|h| h.is_dir())
-            .map(|h| h.join(&name))
-            .collect(),
+        CgroupVersion::V1 => {
+            let mut hierarchies: Vec<PathBuf> = V1_CONTROLLERS
+                .iter()
+                .filter_map(|c| std::fs::canonicalize(base.join(c)).ok())
+                .filter(|h| h.is_dir())
+                .collect();
+            hierarchies.sort();
+            hierarchies.dedup();
+            hierarchies.into_iter().map(|h| h.join(&name)).collect()
+        }
         CgroupVersion::V2 => vec![base.join(&name)],
     };
     let cgroups = Cgroups::make(dirs)?;
