@@ -31,8 +31,8 @@ fn get() -> io::Result<libc::rlimit> {
 pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
     let limit = get()?;
     let before = limit.rlim_cur;
-    let _ = STARTED_WITH.set(before);
     if limit.rlim_cur >= limit.rlim_max {
+        // Units inherit the limit unchanged: nothing to give back to them.
         return Ok((before, before));
     }
     let raised = libc::rlimit {
@@ -43,11 +43,12 @@ pub fn raise_open_files_limit() -> io::Result<(u64, u64)> {
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    let _ = STARTED_WITH.set(before);
     Ok((before, raised.rlim_cur))
 }
 
 /// The soft limit units get: the one this process started with, if it
-/// raised its own.
+/// raised its own (else they inherit it as it is).
 pub(crate) fn for_units() -> Option<u64> {
     STARTED_WITH.get().copied()
 }
