@@ -17,12 +17,7 @@ use std::time::Instant;
 use crate::ExecError;
 use crate::cgroup::CgroupVersion;
 
-/// v1 controllers whose hierarchies a unit joins (cpuset is left alone by
-/// the executor too). `cpu` and `cpuacct` are one hierarchy where
-/// `/sys/fs/cgroup/cpu` and `cpuacct` link to `cpu,cpuacct`, two where they
-/// are mounted apart (as on Debian 12 with cgroup v1): as the executor,
-/// the floor joins each hierarchy once.
-const V1_CONTROLLERS: [&str; 6] = ["cpu", "cpuacct", "memory", "pids", "freezer", "blkio"];
+#[cfg(test)]
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// Stack of the grandchild until its exec.
 const JOB_STACK: usize = 64 * 1024;
@@ -39,25 +34,14 @@ pub struct Floor {
 /// Runs the floor `count` times one after another, the job as `uid`,
 /// its output files in `out_dir`.
 pub fn run(count: u32, uid: u32, out_dir: &Path) -> Result<Floor, ExecError> {
-    let base = Path::new(CGROUP_ROOT);
-    let version = if base.join("freezer").is_dir() {
-        CgroupVersion::V1
-    } else {
-        CgroupVersion::V2
-    };
+    // The hierarchies the executor would use, found as it finds them: the
+    // floor joins exactly what a unit joins.
     let name = format!("xtreem-floor-{}", std::process::id());
+    let setup = crate::cgroup::detect(&name, None)?;
+    let version = setup.version;
     let dirs: Vec<PathBuf> = match version {
-        CgroupVersion::V1 => {
-            let mut hierarchies: Vec<PathBuf> = V1_CONTROLLERS
-                .iter()
-                .filter_map(|c| std::fs::canonicalize(base.join(c)).ok())
-                .filter(|h| h.is_dir())
-                .collect();
-            hierarchies.sort();
-            hierarchies.dedup();
-            hierarchies.into_iter().map(|h| h.join(&name)).collect()
-        }
-        CgroupVersion::V2 => vec![base.join(&name)],
+        CgroupVersion::V1 => setup.v1.iter().map(|h| h.mount.join(&name)).collect(),
+        CgroupVersion::V2 => setup.v2.iter().map(|m| m.join(&name)).collect(),
     };
     let cgroups = Cgroups::make(dirs)?;
     let procs = cgroups
