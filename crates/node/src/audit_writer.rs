@@ -14,7 +14,6 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 use xtreem_audit::{AuditError, AuditEvent, AuditLog, AuditRecord};
@@ -23,7 +22,7 @@ type FlushWaiter = (u64, oneshot::Sender<Result<(), String>>);
 
 /// How long a busy flusher waits for more records before it flushes: the
 /// job writer's wait before a sync, which a submission awaits as well.
-const LINGER: Duration = Duration::from_millis(4);
+const LINGER: std::time::Duration = crate::jobs::writer::LINGER_SYNC;
 /// A flush that served at least this many requests marks the flusher busy.
 const BUSY_WAITERS: usize = 2;
 

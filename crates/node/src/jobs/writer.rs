@@ -33,7 +33,7 @@ const BATCH_MAX: usize = 512;
 const LINGER: Duration = Duration::from_millis(1);
 /// How long a busy writer waits for more before a batch that needs a disk
 /// sync: one sync then serves more changes.
-const LINGER_SYNC: Duration = Duration::from_millis(4);
+pub(crate) const LINGER_SYNC: Duration = Duration::from_millis(4);
 /// A batch of at least this many commands marks the writer busy.
 const BUSY_BATCH: usize = 2;
 /// Changes nobody awaited are on disk at most this long after their commit.
